@@ -1,0 +1,3 @@
+"""C backend."""
+import os
+TARGETS_DIR = os.path.join(os.path.dirname(__file__), "targets")

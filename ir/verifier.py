@@ -1,0 +1,112 @@
+"""The graph verifier: SSA, declared arity and attributes, shapes, quantization well-formedness."""
+from __future__ import annotations
+
+from .graph import Graph
+from .ops import FLOAT, FLOATS, INT, INTS, OPS, REQUIRED, STR, STRS, infer_shapes
+
+
+class VerifyError(Exception):
+    """The graph breaks an IR rule; the message names the op."""
+
+
+def _check_attr(op, name, kind, value):
+    ok = {
+        INT: lambda v: isinstance(v, int) and not isinstance(v, bool),
+        FLOAT: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+        STR: lambda v: isinstance(v, str),
+        INTS: lambda v: isinstance(v, list) and all(isinstance(x, int) for x in v),
+        FLOATS: lambda v: isinstance(v, list) and all(isinstance(x, (int, float)) for x in v),
+        STRS: lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+    }[kind](value)
+    if not ok:
+        raise VerifyError(f"op '{op.name}' ({op.kind}): attribute {name} = {value!r} is not {kind}")
+
+
+def _where(op):
+    return f"op '{op.name}' ({op.kind})"
+
+
+def verify_op(op) -> None:
+    d = OPS.get(op.kind)
+    if d is None:
+        raise VerifyError(f"{_where(op)}: unknown op kind")
+    lo, hi = d.operands
+    n = len(op.operands)
+    if n < lo or (hi >= 0 and n > hi):
+        raise VerifyError(f"{_where(op)}: {n} operands, expected {lo}..{'*' if hi < 0 else hi}")
+    if any(v is None for v in op.operands[:lo]):
+        raise VerifyError(f"{_where(op)}: a required operand is missing")
+    lo, hi = d.results
+    n = len(op.results)
+    if n < lo or (hi >= 0 and n > hi):
+        raise VerifyError(f"{_where(op)}: {n} results, expected {lo}..{'*' if hi < 0 else hi}")
+    for name, value in op.attrs.items():
+        if name not in d.attrs:
+            raise VerifyError(f"{_where(op)}: unknown attribute {name}")
+        _check_attr(op, name, d.attrs[name][0], value)
+    for name, (_, default) in d.attrs.items():
+        if default is REQUIRED and name not in op.attrs:
+            raise VerifyError(f"{_where(op)}: missing attribute {name}")
+    shapes = infer_shapes(op)
+    if shapes is not None:
+        for r, s in zip(op.results, shapes):
+            if tuple(r.type.shape) != tuple(s):
+                raise VerifyError(f"{_where(op)}: result %{r.name} has shape {list(r.type.shape)}, "
+                                  f"the operands give {list(s)}")
+    if op.kind == "partition":
+        if len(op.regions) != 1:
+            raise VerifyError(f"{_where(op)}: a partition holds exactly one graph")
+        body = op.regions[0]
+        if len(body.inputs) != len(op.operands) or len(body.outputs) != len(op.results):
+            raise VerifyError(f"{_where(op)}: operands/results do not match the body's inputs/outputs")
+        verify(body)
+
+
+def _check_quant(v):
+    q = v.type.quant
+    if q is None:
+        return
+    if v.type.dtype == "f32":
+        raise VerifyError(f"%{v.name}: a float tensor cannot carry quantization")
+    if q.axis is not None:
+        if not 0 <= q.axis < v.type.rank or v.type.shape[q.axis] != len(q.scale):
+            raise VerifyError(f"%{v.name}: per-axis quantization does not fit shape {list(v.type.shape)}")
+    if any(not s > 0 for s in q.scale):
+        raise VerifyError(f"%{v.name}: quantization scale must be positive")
+
+
+def verify(g: Graph) -> None:
+    """Raise VerifyError unless the graph is well formed."""
+    defined, names = set(), set()
+
+    def define(v, where):
+        if v in defined:
+            raise VerifyError(f"%{v.name} defined twice ({where})")
+        if v.name in names:
+            raise VerifyError(f"value name %{v.name} used twice ({where})")
+        defined.add(v)
+        names.add(v.name)
+        _check_quant(v)
+
+    for v in g.inputs:
+        if v.is_const:
+            raise VerifyError(f"graph input %{v.name} holds data")
+        define(v, "graph input")
+    for c in g.constants:
+        if not c.is_const:
+            raise VerifyError(f"constant %{c.name} has no data")
+        if tuple(c.data.shape) != tuple(c.type.shape) or c.data.dtype != c.type.np_dtype:
+            raise VerifyError(f"constant %{c.name}: data {c.data.dtype}{list(c.data.shape)} does not match its type")
+        define(c, "constant")
+    for op in g.ops:
+        for v in op.operands:
+            if v is not None and v not in defined:
+                raise VerifyError(f"{_where(op)}: operand %{v.name} is used before it is defined")
+        verify_op(op)
+        for r in op.results:
+            if r.producer is not op:
+                raise VerifyError(f"{_where(op)}: result %{r.name} does not point back at its op")
+            define(r, _where(op))
+    for v in g.outputs:
+        if v not in defined:
+            raise VerifyError(f"graph output %{v.name} is not defined")
