@@ -62,6 +62,7 @@ class Graph:
     outputs: list  # list[Value]
     ops: list = field(default_factory=list)  # topological order
     constants: list = field(default_factory=list)  # Values with data, in print order
+    meta: dict = field(default_factory=dict)  # analysis results (e.g. the memory plan); never printed
 
     # ---- queries -------------------------------------------------------------------------
     def values(self) -> Iterator[Value]:

@@ -63,12 +63,37 @@ def conv_out(size, k, stride, dilation, pad_begin, pad_end, ceil=False):
     return out
 
 
-def _conv(op):
-    x, w = op.operands[0].type.shape, op.operands[1].type.shape
+def to_channels_first(shape) -> tuple:
+    """[N, *spatial, C] -> [N, C, *spatial]"""
+    return (shape[0], shape[-1], *shape[1:-1])
+
+
+def to_channels_last(shape) -> tuple:
+    """[N, C, *spatial] -> [N, *spatial, C]"""
+    return (shape[0], *shape[2:], shape[1])
+
+
+def _channels_last_aware(infer):
+    """Run a channels-first shape rule on an op that may have channels_last = 1 (NHWC data, OHWI weights)."""
+    def rule(op):
+        if not op.attrs.get("channels_last"):
+            return infer(op)
+        x = to_channels_first(op.operands[0].type.shape)
+        w = to_channels_first(op.operands[1].type.shape) if op.kind == "conv" else None
+        return [to_channels_last(s) for s in infer(op, x, w)]
+    return rule
+
+
+def _conv_cf(op, x=None, w=None):
+    x = x or op.operands[0].type.shape
+    w = w or op.operands[1].type.shape
     a, nd = op.attrs, len(x) - 2
     sp = [conv_out(x[2 + i], w[2 + i], a["strides"][i], a["dilations"][i], a["pads"][i], a["pads"][nd + i])
           for i in range(nd)]
     return [(x[0], w[0], *sp)]
+
+
+_conv = _channels_last_aware(_conv_cf)
 
 
 def _conv_transpose(op):
@@ -79,8 +104,8 @@ def _conv_transpose(op):
     return [(x[0], w[1] * a["group"], *sp)]
 
 
-def _pool(op):
-    x, a = op.operands[0].type.shape, op.attrs
+def _pool_cf(op, x=None, w=None):
+    x, a = x or op.operands[0].type.shape, op.attrs
     nd = len(x) - 2
     sp = [conv_out(x[2 + i], a["kernel_shape"][i], a["strides"][i], a.get("dilations", [1] * nd)[i],
                    a["pads"][i], a["pads"][nd + i], bool(a["ceil_mode"])) for i in range(nd)]
@@ -88,9 +113,13 @@ def _pool(op):
     return [shape] * len(op.results)
 
 
-def _global_pool(op):
-    x = op.operands[0].type.shape
+def _global_pool_cf(op, x=None, w=None):
+    x = x or op.operands[0].type.shape
     return [(x[0], x[1]) + (1,) * (len(x) - 2)]
+
+
+_pool = _channels_last_aware(_pool_cf)
+_global_pool = _channels_last_aware(_global_pool_cf)
 
 
 def _matmul(op):
@@ -217,6 +246,9 @@ def _rnn(op):
 
 # ---- the op set ------------------------------------------------------------------------------
 ACT = {"activation": (STR, "none"), "act_params": (FLOATS, [])}  # fused activation of conv/fc
+# channels_last = 1: data [N, *spatial, C] and conv weights [M, *k, C/group] (NHWC / OHWI), chosen by
+# the layout pass; attributes (strides, pads, kernel_shape) still list spatial axes in order.
+LAYOUT = {"channels_last": (INT, 0)}
 UNARY = """relu sigmoid tanh exp log sqrt reciprocal abs neg floor ceil round erf softplus softsign
 mish hard_swish identity not""".split()
 for k in UNARY:
@@ -241,7 +273,7 @@ for k in ("max", "min", "sum", "mean"):
 _def("where", (3, 3), infer=_where)
 
 _def("conv", (2, 3), {"strides": (INTS, REQUIRED), "pads": (INTS, REQUIRED), "dilations": (INTS, REQUIRED),
-                      "group": (INT, 1), **ACT}, infer=_conv,
+                      "group": (INT, 1), **ACT, **LAYOUT}, infer=_conv,
      doc="x [N,C,*spatial] (NCHW order unless the type's layout says otherwise), w [M,C/group,*k], bias [M]; "
          "pads = begins then ends")
 _def("conv_transpose", (2, 3), {"strides": (INTS, REQUIRED), "pads": (INTS, REQUIRED),
@@ -254,11 +286,12 @@ _def("fully_connected", (2, 3), dict(ACT), infer=_fully_connected,
      doc="y[..., n] = sum_k x[..., k] * w[n, k] + bias[n], then the fused activation")
 POOL = {"kernel_shape": (INTS, REQUIRED), "strides": (INTS, REQUIRED), "pads": (INTS, REQUIRED),
         "ceil_mode": (INT, 0)}
-_def("average_pool", (1, 1), {**POOL, "count_include_pad": (INT, 0)}, infer=_pool)
-_def("max_pool", (1, 1), {**POOL, "dilations": (INTS, REQUIRED), "storage_order": (INT, 0)}, results=(1, 2),
+_def("average_pool", (1, 1), {**POOL, **LAYOUT, "count_include_pad": (INT, 0)}, infer=_pool)
+_def("max_pool", (1, 1), {**POOL, **LAYOUT, "dilations": (INTS, REQUIRED), "storage_order": (INT, 0)},
+     results=(1, 2),
      infer=_pool, doc="second result (optional): int64 flat indices")
-_def("global_average_pool", (1, 1), infer=_global_pool)
-_def("global_max_pool", (1, 1), infer=_global_pool)
+_def("global_average_pool", (1, 1), dict(LAYOUT), infer=_global_pool)
+_def("global_max_pool", (1, 1), dict(LAYOUT), infer=_global_pool)
 _def("batch_normalization", (5, 5), {"epsilon": (FLOAT, 1e-5)}, infer=_same,
      doc="inference form: x, scale, bias, mean, var; channel axis 1")
 _def("instance_normalization", (3, 3), {"epsilon": (FLOAT, 1e-5)}, infer=_same)

@@ -1,0 +1,133 @@
+"""Kernel selection for the C backend: for each op kind, a function that looks at the op (shapes,
+dtypes, attributes) and decides what C to emit: which template renders the layer's body and
+with which constants. Python decides here; the templates in codegen_templates/c/ops only say how
+the C reads.
+
+A kernel function takes the op and returns a Kernel, or raises Unsupported with the reason (the
+backend's why_not() reports it). Layer functions receive their operands as x0, x1, ... (const
+pointers; None operands as NULL), their results as y0, y1, ..., and `scratch` (uint8_t *) when
+the kernel asked for scratch bytes.
+"""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from dataclasses import dataclass, field
+
+import numpy as np
+
+CTYPES = {"f32": "float", "i8": "int8_t", "u8": "uint8_t", "i16": "int16_t", "i32": "int32_t",
+          "i64": "int64_t", "i1": "uint8_t"}
+
+
+class Unsupported(Exception):
+    """This op, with these dtypes or attributes, has no C kernel; the message says why."""
+
+
+@dataclass
+class Kernel:
+    template: str  # path under codegen_templates/c/ops/
+    vars: dict = field(default_factory=dict)
+    scratch: int = 0  # bytes of arena scratch the layer needs while it runs
+    consts: list = field(default_factory=list)  # extra tables: (suffix, np.ndarray); named <layer>_<suffix>
+
+
+KERNELS: dict = {}
+
+
+def kernel(*kinds):
+    def add(fn):
+        for k in kinds:
+            KERNELS[k] = fn
+        return fn
+    return add
+
+
+def load_all():
+    if not getattr(load_all, "done", False):
+        for m in pkgutil.iter_modules(__path__):
+            importlib.import_module(f"{__name__}.{m.name}")
+        load_all.done = True
+
+
+def select(op) -> Kernel:
+    load_all()
+    fn = KERNELS.get(op.kind)
+    if fn is None:
+        raise Unsupported(f"no C kernel for op kind '{op.kind}'")
+    return fn(op)
+
+
+# ---- helpers kernels share ----------------------------------------------------------------------
+def ctype(v) -> str:
+    return CTYPES[v.type.dtype]
+
+
+def c_float(x) -> str:
+    """A float32 literal that reads back as exactly the same float."""
+    x = np.float32(x)
+    if np.isnan(x):
+        return "NAN"
+    if np.isinf(x):
+        return "INFINITY" if x > 0 else "(-INFINITY)"
+    r = np.format_float_positional(x, unique=True, trim="0") if 1e-4 <= abs(float(x)) < 1e7 or x == 0 \
+        else np.format_float_scientific(x, unique=True, trim="0")
+    if r.endswith("."):
+        r += "0"
+    if "." not in r and "e" not in r:
+        r += ".0"
+    return r + "f"
+
+
+def c_int(x, dtype: str) -> str:
+    x = int(x)
+    if dtype == "i64":
+        return "INT64_C(%d)" % x if abs(x) >= 2**31 - 1 else str(x)
+    if dtype == "i32" and x == -2**31:
+        return "(-2147483647 - 1)"
+    return str(x)
+
+
+def strides(shape) -> list:
+    out, acc = [], 1
+    for d in reversed(shape):
+        out.append(acc)
+        acc *= d
+    return out[::-1]
+
+
+def broadcast_strides(shape, out_shape) -> list:
+    """Element strides of an operand of `shape` read at each index of `out_shape` (0 = broadcast)."""
+    shape = (1,) * (len(out_shape) - len(shape)) + tuple(shape)
+    st = strides(shape)
+    return [0 if d == 1 and o != 1 else s for d, o, s in zip(shape, out_shape, st)]
+
+
+def collapse(out_shape, operand_strides: list):
+    """Merge adjacent dims that every operand walks contiguously; returns (dims, strides per operand)."""
+    dims = list(out_shape)
+    sts = [list(s) for s in operand_strides]
+    i = len(dims) - 1
+    while i > 0:
+        # dims i-1 and i merge when, for every operand, stride[i-1] == stride[i] * dims[i]
+        if all(s[i - 1] == s[i] * dims[i] for s in sts):
+            dims[i - 1] *= dims[i]
+            del dims[i]
+            for s in sts:
+                s[i - 1] = s[i]
+                del s[i]
+        i -= 1
+    if not dims:
+        dims, sts = [1], [[0] for _ in sts]
+    return dims, sts
+
+
+def index_expr(strides_) -> str:
+    """C index expression over loop counters i0, i1, ... for the given strides."""
+    terms = []
+    for k, s in enumerate(strides_):
+        if s == 1:
+            terms.append(f"i{k}")
+        elif s:
+            terms.append(f"i{k} * {s}")
+    return " + ".join(terms) or "0"
