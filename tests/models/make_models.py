@@ -39,6 +39,7 @@ from typing import Callable
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat,
                                       QuantType, quantize_static)
@@ -147,8 +148,6 @@ def output_scale(model: onnx.ModelProto) -> float:
 
 def ort_session(model: str | os.PathLike | bytes):
     """onnxruntime CPU session: single thread, default ORT_ENABLE_ALL."""
-    import onnxruntime as ort
-
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
     so.inter_op_num_threads = 1
