@@ -106,7 +106,8 @@ class Graph:
         self.constants = [c for c in self.constants if c in live]
 
     def add_constant(self, name: str, data: np.ndarray, type: TensorType) -> Value:
-        v = Value(self.unique_name(name), type, np.ascontiguousarray(data))
+        # np.require keeps rank-0 data rank 0 (np.ascontiguousarray would make it shape (1,))
+        v = Value(self.unique_name(name), type, np.require(data, requirements="C"))
         self.constants.append(v)
         return v
 

@@ -19,7 +19,7 @@ from lark.lexer import PatternStr
 from .errors import EdgeccError
 from .graph import Graph, Op, Value
 from .ops import FLOAT, FLOATS, OPS
-from .printer import format_type, quote, value_ref
+from .printer import format_type, value_ref
 from .types import DTYPES, Quant, TensorType
 from .verifier import VerifyError, verify, verify_op
 
@@ -63,27 +63,31 @@ def _terminal(name: str) -> str:
 
 
 def _shown(text: str) -> str:
-    text = text if len(text) <= 24 else text[:24] + "..."
-    return "'" + quote(text)[1:-1] + "'"
+    text = str(text)  # a lark Token is a str whose repr names its type
+    return repr(text if len(text) <= 24 else text[:24] + "...")
+
+
+def _expected(terminals, got: str) -> str:
+    expected = sorted(_terminal(t) for t in terminals)
+    if len(expected) > 1:
+        expected = [f"{', '.join(expected[:-1])} or {expected[-1]}"]
+    return f"expected {expected[0]}, got {got}" if expected else f"unexpected {got}"
 
 
 def _syntax_error(e: UnexpectedInput, text: str, filename: str) -> IRParseError:
-    if isinstance(e, UnexpectedToken):
-        allowed, got = e.expected, ("the end of the text" if e.token.type == "$END" else _shown(e.token))
-    elif isinstance(e, UnexpectedCharacters):
-        allowed, got = e.allowed, _shown(e.char)
-    else:  # other lark errors carry no expectation
-        allowed, got = set(), "this"
-    expected = sorted(_terminal(t) for t in allowed)
-    if not expected:
-        reason = f"unexpected {got}"
-    elif len(expected) == 1:
-        reason = f"expected {expected[0]}, got {got}"
-    else:
-        reason = f"expected {', '.join(expected[:-1])} or {expected[-1]}, got {got}"
     line, column = e.line, e.column
-    if not isinstance(line, int) or line < 1:  # lark gives no position at the end of the text
+    if isinstance(e, UnexpectedToken) and e.token.type == "$END":
+        # lark places the end at the last token; point just past the text instead
         line, column = text.count("\n") + 1, len(text) - text.rfind("\n")
+        reason = _expected(e.expected, "the end of the text")
+    elif isinstance(e, UnexpectedToken):
+        reason = _expected(e.expected, _shown(e.token))
+    elif isinstance(e, UnexpectedCharacters) and '"' in text[e.pos_in_stream:e.pos_in_stream + 2]:
+        reason = "bad string: an unknown escape, a newline or no closing quote"  # "...", %"..." or @"..."
+    elif isinstance(e, UnexpectedCharacters):
+        reason = _expected(e.allowed, _shown(e.char))
+    else:
+        reason = str(e).splitlines()[0]
     return IRParseError(reason, filename, line, column)
 
 
@@ -100,19 +104,20 @@ class _Reader:
         raise IRParseError(reason, self.filename, where.line, where.column)
 
     # ---- leaves ------------------------------------------------------------------------------
-    def string(self, tok: Token) -> str:
+    def string(self, tok: Token, prefix: int = 0) -> str:
+        """The value of the string literal in `tok` after `prefix` characters (the % of %"...")."""
         def unescape(m):
             esc = m.group(1)
             return _SIMPLE_ESCAPES[esc] if esc in _SIMPLE_ESCAPES else chr(int(esc[1:], 16))
 
         try:
-            return _UNESCAPE.sub(unescape, tok[1:-1])
-        except (ValueError, OverflowError):
+            return _UNESCAPE.sub(unescape, tok[prefix + 1:-1])
+        except ValueError:
             self.fail(tok, "escape beyond the last unicode code point")
 
     def name(self, tok: Token) -> str:
         """The name in a `%name`, `%"..."`, `@name` or `@"..."` token."""
-        return self.string(tok[1:]) if tok[1] == '"' else tok[1:]
+        return self.string(tok, prefix=1) if tok[1] == '"' else tok[1:]
 
     def word(self, tok: Token) -> str:
         return self.string(tok) if tok.type == "STRING" else str(tok)

@@ -47,7 +47,11 @@ def verify_op(op) -> None:
     for name, (_, default) in d.attrs.items():
         if default is REQUIRED and name not in op.attrs:
             raise VerifyError(f"{_where(op)}: missing attribute {name}")
-    shapes = infer_shapes(op)
+    try:
+        shapes = infer_shapes(op)
+    except (KeyError, IndexError, TypeError, ValueError, ZeroDivisionError) as e:
+        # a shape rule reading a malformed op (e.g. 1 stride for a 2-D conv) is the op's fault
+        raise VerifyError(f"{_where(op)}: cannot infer result shapes ({type(e).__name__}: {e})") from e
     if shapes is not None:
         for r, s in zip(op.results, shapes):
             if tuple(r.type.shape) != tuple(s):

@@ -1,0 +1,44 @@
+"""Shared fixtures: where the shared models and tools are, the generated test models."""
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED = os.environ.get("EDGECC_SHARED", os.path.normpath(os.path.join(ROOT, "..", "shared")))
+MLPERF = os.path.join(SHARED, "models", "mlperf_tiny")
+MLPERF_STEMS = ["kws_int8", "kws_fp32", "vww_int8", "vww_fp32", "ic_int8", "ic_fp32", "ad_int8", "ad_fp32"]
+
+
+def mlperf_path(stem, ext="onnx"):
+    path = os.path.join(MLPERF, f"{stem}.{ext}")
+    if not os.path.exists(path):
+        pytest.skip(f"{path} is not here (set EDGECC_SHARED)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def zoo(tmp_path_factory):
+    """Our own test models (tests/models/make_models.py), built once per session."""
+    sys.path.insert(0, os.path.join(ROOT, "tests", "models"))
+    import make_models
+
+    out = tmp_path_factory.mktemp("zoo")
+    return make_models.build_all(str(out))
+
+
+@pytest.fixture(scope="session")
+def nodecases(tmp_path_factory):
+    """The ONNX backend node cases for the edge op set, written by ../shared/tools/nodecases.py."""
+    tool = os.path.join(SHARED, "tools", "nodecases.py")
+    if not os.path.exists(tool):
+        pytest.skip("nodecases.py is not here (set EDGECC_SHARED)")
+    out = tmp_path_factory.mktemp("nodecases")
+    subprocess.run([sys.executable, tool, str(out)], check=True, capture_output=True)
+    return sorted(os.path.join(out, d) for d in os.listdir(out))
+
+
+def have_gcc():
+    return shutil.which("gcc") is not None
