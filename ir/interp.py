@@ -12,6 +12,11 @@ How a value is computed (the QDQ reading of quantization, see ir/ops.py):
     and saturate; float32 types round once to float32; plain integer types cast.
 `quantize`, `dequantize` and `partition` see the stored arrays directly (RAW_KINDS).
 
+Checks that catch frontend and pass bugs: every result must come out with its type's shape, and
+a plain (unquantized) result must be of the kind the op computes (float, integer or bool).
+Spatial kernels work channels-first; a tensor whose type layout is channels-last ('nhwc') is
+moved around them (`channels_first`).
+
 Kernels live in KERNELS, one small function per kind (a shared one per family), called as
 `kernel(op, *operands)` with None for a missing optional operand; a kernel returns one array or
 a list of arrays (one per result of the op).
@@ -61,7 +66,7 @@ def run(graph, inputs) -> list:
     for op in graph.ops:
         outs = run_op(op, [None if v is None else env[v] for v in op.operands])
         env.update(zip(op.results, outs))
-    return [env[v] for v in graph.outputs]
+    return [np.array(env[v]) for v in graph.outputs]  # copies: callers must not alias constants
 
 
 def run_op(op, arrays) -> list:
@@ -69,6 +74,8 @@ def run_op(op, arrays) -> list:
     a list of only the present operands is accepted too). Returns the stored result arrays."""
     arrays = list(arrays)
     if len(arrays) != len(op.operands):
+        assert len(arrays) == len(op.inputs()), \
+            f"{op.kind} '{op.name}': {len(arrays)} arrays for {len(op.operands)} operands"
         present = iter(arrays)
         arrays = [None if v is None else next(present) for v in op.operands]
     fn = KERNELS.get(op.kind)
@@ -78,20 +85,40 @@ def run_op(op, arrays) -> list:
         if v is not None:
             assert tuple(np.shape(a)) == tuple(v.type.shape), \
                 f"{op.kind} '{op.name}': operand %{v.name} is {np.shape(a)}, its type says {v.type.shape}"
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"):  # inf/nan and integer wrap-around are ONNX semantics here
         if op.kind in RAW_KINDS:
-            outs = fn(op, *arrays)
+            outs = _as_list(op, fn(op, *arrays))
+            stored = [_as_dtype(r.type, o) for r, o in zip(op.results, outs)]
         else:
             real = [None if v is None else to_real(v.type, a) for v, a in zip(op.operands, arrays)]
-            outs = fn(op, *real)
-        if not isinstance(outs, (list, tuple)):
-            outs = [outs]
-        assert len(outs) >= len(op.results), f"{op.kind} '{op.name}': kernel gave {len(outs)} results"
-        stored = [to_stored(r.type, o) for r, o in zip(op.results, outs)]
+            outs = _as_list(op, fn(op, *real))
+            for r, o in zip(op.results, outs):
+                _check_kind(op, r, o)
+            stored = [to_stored(r.type, o) for r, o in zip(op.results, outs)]
     for r, s in zip(op.results, stored):
         assert s.shape == tuple(r.type.shape), \
             f"{op.kind} '{op.name}': result %{r.name} computed as {s.shape}, its type says {r.type.shape}"
     return stored
+
+
+def _as_list(op, outs) -> list:
+    outs = list(outs) if isinstance(outs, (list, tuple)) else [outs]
+    assert len(outs) >= len(op.results), f"{op.kind} '{op.name}': kernel gave {len(outs)} results"
+    return outs
+
+
+def _kind(dtype) -> str:
+    return {"f": "float", "i": "integer", "u": "integer", "b": "bool"}.get(np.dtype(dtype).kind, "other")
+
+
+def _check_kind(op, r, computed):
+    """A plain (unquantized) result must be of the kind the op computes: a float op typed as an
+    integer result would otherwise be truncated silently (a frontend or pass bug)."""
+    if r.type.quant is not None or op.kind == "cast":
+        return
+    want, got = _kind(r.type.np_dtype), _kind(np.asarray(computed).dtype)
+    assert want == got, (f"{op.kind} '{op.name}': result %{r.name} is typed {r.type.dtype} "
+                         f"but the op computes {got} values")
 
 
 def _check_input(v, a):
@@ -128,6 +155,11 @@ def to_stored(t: TensorType, x) -> np.ndarray:
     return x.astype(t.np_dtype)
 
 
+def _as_dtype(t: TensorType, x) -> np.ndarray:
+    """For kernels that already give stored arrays (RAW_KINDS)."""
+    return np.asarray(x).astype(t.np_dtype)
+
+
 def _saturate(q: np.ndarray, dtype) -> np.ndarray:
     info = np.iinfo(dtype)
     return np.clip(q, info.min, info.max).astype(dtype)
@@ -137,14 +169,23 @@ def _is_int(a) -> bool:
     return np.issubdtype(np.asarray(a).dtype, np.integer)
 
 
+def _like(x, y):
+    """y in x's integer dtype when x is an integer tensor (truncating toward zero, as a C cast
+    does and onnxruntime's integer kernels do); y unchanged otherwise."""
+    if not _is_int(x) or _is_int(y):
+        return y
+    return np.trunc(np.nan_to_num(y)).astype(np.int64).astype(x.dtype)
+
+
 # ---- quantization and partitions (stored arrays in and out) ----------------------------------
 @kernel("quantize")
 def _quantize(op, x):
     src, dst = op.operands[0].type, op.result.type
     assert dst.quant is not None, f"quantize '{op.name}': result type has no quant"
     scale, zero = dst.quant.broadcast(dst.rank)
-    if src.quant is None and src.dtype == "f32":
-        # ONNX QuantizeLinear divides in float32; doing the same keeps ties where ONNX has them.
+    if src.quant is None and src.dtype == "f32" and dst.np_dtype.itemsize <= 2:
+        # ONNX QuantizeLinear divides in float32; doing the same keeps ties where ONNX has them
+        # (not for 32-bit results, whose integers float32 cannot hold).
         q = np.rint(x.astype(np.float32) / scale.astype(np.float32)).astype(np.float64)
     else:
         q = np.rint(to_real(src, x) / scale)
@@ -265,15 +306,15 @@ def _prelu(op, x, slope):
 
 def _int_div(a, b):
     """Integer division truncating toward zero (C semantics, as ONNX Div on integers)."""
-    b_safe = np.where(b == 0, 1, b)
-    q = np.abs(a).astype(np.int64) // np.abs(b_safe).astype(np.int64)
+    a, b = np.asarray(a, np.int64), np.asarray(b, np.int64)  # widen first: abs(int8 -128) wraps
+    q = np.abs(a) // np.abs(np.where(b == 0, 1, b))
     q = np.where((a < 0) != (b < 0), -q, q)
     return np.where(b == 0, 0, q)
 
 
 def _pow(a, b):
     if _is_int(a):  # ONNX Pow keeps the base's type
-        return np.power(a.astype(np.float64), b.astype(np.float64))
+        return _like(a, np.power(a.astype(np.float64), b.astype(np.float64)))
     return np.power(a, b)
 
 
@@ -318,7 +359,7 @@ KERNELS["sum"] = _fold(np.add)
 
 @kernel("mean")
 def _mean(op, *xs):
-    return _fold(np.add)(op, *xs) / len(xs)
+    return _like(xs[0], _fold(np.add)(op, *xs) / len(xs))
 
 
 @kernel("where")
@@ -340,7 +381,7 @@ FUSED_ACTIVATIONS = {
 
 
 def _activate(op, y):
-    return FUSED_ACTIVATIONS[op.attrs["activation"]](y, op.attrs["act_params"])
+    return _like(y, FUSED_ACTIVATIONS[op.attrs["activation"]](y, op.attrs["act_params"]))
 
 
 # ---- layouts ---------------------------------------------------------------------------------
@@ -439,8 +480,8 @@ def _pool_geometry(op, x):
     a = op.attrs
     nd = x.ndim - 2
     dil = a.get("dilations", [1] * nd)
-    out_sp = list(op.result.type.shape[2:]) if not _channels_last(op.result.type) \
-        else list(op.result.type.shape[1:-1])
+    rt = op.results[0].type
+    out_sp = list(rt.shape[1:-1] if _channels_last(rt) else rt.shape[2:])
     extra = []
     for i in range(nd):
         need = (out_sp[i] - 1) * a["strides"][i] + (a["kernel_shape"][i] - 1) * dil[i] + 1
@@ -464,7 +505,7 @@ def _average_pool(op, x):
     for k in np.ndindex(*a["kernel_shape"]):
         total = total + _tap(xp, k, dil, a["strides"], out_sp)
         count = count + _tap(padded, k, dil, a["strides"], out_sp)
-    return total / count
+    return _like(x, total / count)
 
 
 @kernel("max_pool")
@@ -497,7 +538,7 @@ def _max_pool(op, x):
 @kernel("global_average_pool")
 @channels_first
 def _global_average_pool(op, x):
-    return x.mean(axis=tuple(range(2, x.ndim)), keepdims=True)
+    return _like(x, x.mean(axis=tuple(range(2, x.ndim)), keepdims=True))
 
 
 @kernel("global_max_pool")
@@ -522,7 +563,7 @@ def _gemm(op, a, b, c=None):
     y = at["alpha"] * np.matmul(a.astype(dt), b.astype(dt))
     if c is not None:
         y = y + at["beta"] * c
-    return y
+    return _like(a, y)  # integer gemm stays integer
 
 
 @kernel("fully_connected")
@@ -761,7 +802,7 @@ def _resize(op, x):
             y = np.moveaxis(np.tensordot(m, y.astype(np.float64), axes=([1], [ax])), 0, ax)
     if ctm == "tf_crop_and_resize":
         y = np.where(outside, a["extrapolation_value"], y)
-    return y
+    return _like(x, y)
 
 
 # ---- reductions ------------------------------------------------------------------------------
@@ -772,13 +813,9 @@ def _reduction(fn, int_fn=None):
     return reduce
 
 
-def _extreme(np_fn, empty_fill):
-    def fn(x, axes, keep):
-        if x.size == 0:
-            fill = empty_fill(x.dtype)
-            return np_fn(x, axis=axes, keepdims=keep, initial=fill)
-        return np_fn(x, axis=axes, keepdims=keep)
-    return fn
+def _extreme(np_fn, identity):
+    """max/min that give the dtype's identity over an empty axis, as ONNX (numpy would raise)."""
+    return lambda x, axes, keep: np_fn(x, axis=axes, keepdims=keep, initial=identity(x.dtype))
 
 
 def _lowest(dt):
@@ -798,7 +835,8 @@ KERNELS.update({
     "reduce_max": _reduction(_extreme(np.max, _lowest)),
     "reduce_min": _reduction(_extreme(np.min, _highest)),
     "reduce_prod": _reduction(lambda x, ax, k: np.prod(x, axis=ax, keepdims=k)),
-    "reduce_l2": _reduction(lambda x, ax, k: np.sqrt(np.sum(x.astype(np.float64) ** 2, axis=ax, keepdims=k))),
+    "reduce_l2": _reduction(lambda x, ax, k: _like(x, np.sqrt(np.sum(x.astype(np.float64) ** 2, axis=ax,
+                                                                       keepdims=k)))),
     "reduce_sum_square": _reduction(lambda x, ax, k: np.sum(x * x, axis=ax, keepdims=k)),
 })
 
