@@ -85,14 +85,15 @@ class CBackend(Backend):
             if v is None:
                 return "NULL"
             if v.is_const:
-                return consts[v] if v.type.size else "NULL"
+                return consts.get(v, "NULL")
             qual = "const " if const else ""
             return f"({qual}{CTYPES[v.type.dtype]} *)ARENA({plan.offsets[v]})"
 
         consts = {}
         const_decls = []
+        needed = self._needed_constants(graph)
         for c in graph.constants:
-            if c.type.size == 0:
+            if c.type.size == 0 or c not in needed:
                 continue
             cname = consts[c] = names(c.name, "w_")
             const_decls.append(dict(name=cname, ctype=CTYPES[c.type.dtype], size=c.type.size,
@@ -110,12 +111,14 @@ class CBackend(Backend):
                       np.dtype("int16"): "i16", np.dtype("uint8"): "u8", np.dtype("int64"): "i64"}[arr.dtype]
                 tables.append(dict(name=f"{fn}_{suffix}", ctype=CTYPES[dt], size=max(arr.size, 1),
                                    init=c_values(arr if arr.size else np.zeros(1, arr.dtype), dt)))
-            params = [f"const {CTYPES[v.type.dtype]} *x{j}" if v is not None else f"const void *x{j}"
+            # restrict: the memory plan never overlaps a result with an operand or the scratch, and
+            # gcc honours restrict only on parameters (it needs it to vectorize read-modify-write loops)
+            params = [f"const {CTYPES[v.type.dtype]} *restrict x{j}" if v is not None else f"const void *x{j}"
                       for j, v in enumerate(op.operands)]
-            params += [f"{CTYPES[r.type.dtype]} *y{j}" for j, r in enumerate(op.results)]
+            params += [f"{CTYPES[r.type.dtype]} *restrict y{j}" for j, r in enumerate(op.results)]
             args = [pointer(v, True) for v in op.operands] + [pointer(r, False) for r in op.results]
             if k.scratch:
-                params.append("uint8_t *scratch")
+                params.append("uint8_t *restrict scratch")
                 args.append(f"ARENA({plan.scratch[op][0]})")
             tvars = dict(k.vars, fn=fn)
             body = env.get_template("ops/" + k.template).render(**tvars)
@@ -150,6 +153,16 @@ class CBackend(Backend):
             f.write("\n")
         written.append(path)
         return written
+
+    def _needed_constants(self, graph) -> set:
+        """Constants some reader takes from the C file: a kernel that carries an operand's data itself
+        (Kernel.replaced, e.g. reordered weights) does not need the original array."""
+        from edgecc.compiler.passes.memory_plan import is_view
+        needed = {v for v in graph.outputs if v.is_const}
+        for op in graph.ops:
+            replaced = () if is_view(op) else self.kernel(op).replaced
+            needed.update(v for j, v in enumerate(op.operands) if v is not None and v.is_const and j not in replaced)
+        return needed
 
     @staticmethod
     def _report_row(op, plan, fn):

@@ -30,6 +30,9 @@ class Kernel:
     vars: dict = field(default_factory=dict)
     scratch: int = 0  # bytes of arena scratch the layer needs while it runs
     consts: list = field(default_factory=list)  # extra tables: (suffix, np.ndarray); named <layer>_<suffix>
+    # operand indices whose constant data the kernel carries itself in `consts` (e.g. weights reordered at
+    # compile time): the backend drops such a constant from the C file when no other reader needs it
+    replaced: tuple = ()
 
 
 KERNELS: dict = {}
@@ -50,8 +53,22 @@ def load_all():
         load_all.done = True
 
 
+def has_quant(op) -> bool:
+    """Any operand or result carries quantization, or it is an integer conv/matmul (accumulates to int32)."""
+    vals = op.inputs() + op.results
+    if any(v.type.quant is not None for v in vals):
+        return True
+    return op.kind in ("conv", "matmul", "fully_connected", "gemm") and op.operands[0].type.dtype in ("i8", "u8")
+
+
 def select(op) -> Kernel:
     load_all()
+    if has_quant(op):
+        # integer kernels first (quantized.py); None means "not mine": the float/data-movement registry decides
+        from .quantized import quantized_kernel
+        k = quantized_kernel(op)
+        if k is not None:
+            return k
     fn = KERNELS.get(op.kind)
     if fn is None:
         raise Unsupported(f"no C kernel for op kind '{op.kind}'")
@@ -131,3 +148,35 @@ def index_expr(strides_) -> str:
         elif s:
             terms.append(f"i{k} * {s}")
     return " + ".join(terms) or "0"
+
+
+# ---- helpers for kernels that move stored values (movement, pad, resize, reduce) ----------------
+def require_same_quant(op, values) -> None:
+    """Kernels that only move stored integers need every operand to share the result's quantization."""
+    want = op.results[0].type.quant
+    for v in values:
+        if v is not None and v.type.quant != want:
+            raise Unsupported(f"{op.kind}: operand %{v.name} and the result are quantized differently")
+
+
+def stored_literal(value: float, ttype) -> str:
+    """C literal of the real number `value` as a tensor of type `ttype` stores it: quantized with the
+    type's (per-tensor) quant, else rounded and saturated to the integer range (floats as is)."""
+    if ttype.dtype == "f32":
+        return c_float(value)
+    if ttype.dtype == "i1":
+        return "1" if value else "0"
+    if ttype.quant is not None:
+        if ttype.quant.per_axis:
+            raise Unsupported("a constant fill value for a per-axis quantized tensor")
+        value = np.rint(value / ttype.quant.scale[0]) + ttype.quant.zero_point[0]
+    info = np.iinfo(ttype.np_dtype)
+    return c_int(int(np.clip(np.rint(value), info.min, info.max)), ttype.dtype)
+
+
+def int_table(values) -> np.ndarray:
+    """An index/offset table in the narrowest signed type that holds it (int16 or int32): flash is scarce."""
+    a = np.asarray(values, dtype=np.int64)
+    if a.size == 0 or (a.min() >= -2**15 and a.max() < 2**15):
+        return a.astype(np.int16)
+    return a.astype(np.int32)

@@ -1,0 +1,129 @@
+"""Integer convolution: int8/uint8 activations, int8 weights (per output channel or per tensor), int32
+bias, requantized to the result type (or the raw int32 accumulator for an unquantized i32 result).
+
+Three loop nests, chosen here:
+  - depthwise, channels last (group == C == M): per output pixel an int32 row acc[C], one pass per tap
+    over contiguous channels (weights reordered at compile time to [kh][kw][C]);
+  - any other channels-last conv: per output pixel and output channel, dot products over contiguous
+    input channels (a whole kernel row at once when dilation is 1), weights as given (OHWI);
+  - channels first (or weights with a zero point): a plain loop nest over strided indices.
+The input zero point is folded into the bias at compile time (bias - zp_x * sum w) for pixels whose
+window lies inside the input; border pixels take only the taps inside and correct with the sum of the
+weights they used, which is the same as padding with the zero point.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import CTYPES, Kernel, Unsupported, c_float
+from .quantized import quantized
+from .requant import F32, bias_values, check_int32, output_vars, per_tensor, qparams, qrange
+
+
+def _geometry(op):
+    """Shapes as 2-D NHWC/NCHW numbers (1-D convs get H = 1) and the weights as [M, KH, KW, CG]."""
+    x, w, y = op.operands[0], op.operands[1], op.result
+    a, cl = op.attrs, bool(op.attrs.get("channels_last"))
+    nd = x.type.rank - 2
+    if nd not in (1, 2):
+        raise Unsupported(f"{nd}-D integer convolution")
+    xs, ys, ws = list(x.type.shape), list(y.type.shape), list(w.type.shape)
+    if cl:
+        xs, ys, ws = [xs[0], xs[-1], *xs[1:-1]], [ys[0], ys[-1], *ys[1:-1]], [ws[0], ws[-1], *ws[1:-1]]
+    wdata = None
+    if w.is_const:
+        wdata = np.asarray(w.data, np.int64)
+        wdata = np.moveaxis(wdata, -1, 1) if cl else wdata  # -> [M, CG, *k]
+    pad = lambda v, fill: [fill] * (2 - nd) + list(v)  # noqa: E731
+    g = dict(N=xs[0], C=xs[1], M=ys[1], CG=ws[1], group=a["group"])
+    g["IH"], g["IW"] = pad(xs[2:], 1)
+    g["OH"], g["OW"] = pad(ys[2:], 1)
+    g["KH"], g["KW"] = pad(ws[2:], 1)
+    g["SH"], g["SW"] = pad(a["strides"], 1)
+    g["DH"], g["DW"] = pad(a["dilations"], 1)
+    g["PT"], g["PL"] = pad(a["pads"][:nd], 0)
+    g["PB"], g["PR"] = pad(a["pads"][nd:], 0)
+    g["MG"] = g["M"] // g["group"]
+    if wdata is not None:
+        wdata = wdata.reshape(g["M"], g["CG"], g["KH"], g["KW"]).transpose(0, 2, 3, 1)  # [M, KH, KW, CG]
+    return g, cl, wdata
+
+
+def _padded(g) -> bool:
+    """Does any output pixel's window reach outside the input?"""
+    last_h = (g["OH"] - 1) * g["SH"] - g["PT"] + (g["KH"] - 1) * g["DH"]
+    last_w = (g["OW"] - 1) * g["SW"] - g["PL"] + (g["KW"] - 1) * g["DW"]
+    return g["PT"] > 0 or g["PL"] > 0 or last_h >= g["IH"] or last_w >= g["IW"]
+
+
+def out_setup(op, y, acc_scale, fbias=None):
+    """Output mode and requantization variables/tables shared by conv and the matmul family."""
+    consts = []
+    if y.type.dtype == "f32":
+        scale = np.asarray(acc_scale, F32).reshape(-1)
+        v = dict(out_kind="float", out_ctype="float", zp=0, lo="0", hi="0",
+                 scale=c_float(scale[0]) if scale.size == 1 else None)
+    elif y.type.quant is None:
+        if y.type.dtype != "i32":
+            raise Unsupported(f"integer {op.kind} with an unquantized {y.type.dtype} result")
+        if op.attrs.get("activation", "none") != "none":
+            raise Unsupported(f"fused activation on a raw int32 {op.kind}")
+        return dict(out_kind="raw", out_ctype="int32_t", zp=0, lo="0", hi="0", scale="1.0f"), consts
+    else:
+        qrange(y.type.dtype)
+        sy, _ = per_tensor(y, op.kind)
+        scale = (np.asarray(acc_scale, F32) / sy).astype(F32)
+        v = dict(output_vars(op, y, scale), out_kind="q")
+    if v["scale"] is None:
+        consts.append(("scale", np.ascontiguousarray(scale.reshape(-1), F32)))
+    return v, consts
+
+
+@quantized("conv")
+def qconv(op):
+    x, w, b, y = op.operands[0], op.operands[1], (op.operands[2] if len(op.operands) > 2 else None), op.result
+    if x.type.dtype not in ("i8", "u8") or w.type.dtype not in ("i8", "u8"):
+        raise Unsupported(f"integer conv of {x.type.dtype} x {w.type.dtype}")
+    if not w.is_const:
+        raise Unsupported("integer conv with weights computed at run time")
+    g, cl, wt = _geometry(op)
+    sx, zx = per_tensor(x, "conv input")
+    sw, zw = qparams(w)
+    acc_scale = (F32(sx) * sw).astype(F32) if len(sw) > 1 else np.asarray([F32(sx) * sw[0]], F32)
+    bias = bias_values(b, acc_scale, g["M"])
+    out, consts = out_setup(op, y, acc_scale)
+    if y.type.dtype == "f32" and b is not None and b.type.dtype == "f32":
+        raise Unsupported("integer conv to float with a float bias")
+    v = dict(g, **out, x_ctype=CTYPES[x.type.dtype], w_ctype=CTYPES[w.type.dtype], ZX=zx,
+             padded=_padded(g))
+    wsum = wt.reshape(g["M"], -1).sum(axis=1)
+    wzp = np.broadcast_to(zw, (g["M"],))
+    if np.any(wzp != 0) or not cl:
+        consts.append(("bias", check_int32(bias, "bias")))
+        if np.any(wzp != 0):
+            consts.append(("wzp", check_int32(wzp, "weight zero point")))
+        strides = _generic_strides(g, cl)
+        v.update(strides, has_wzp=bool(np.any(wzp != 0)))
+        return Kernel("q_conv_generic.c.j2", v, consts=consts)
+    folded = check_int32(bias - zx * wsum, "bias with the input zero point folded in")
+    if g["group"] == g["C"] == g["M"]:
+        # depthwise: weights [C, KH, KW, 1] -> [KH][KW][C] so each tap reads channels contiguously
+        taps_by_channel = np.ascontiguousarray(wt[:, :, :, 0].transpose(1, 2, 0)).astype(w.type.np_dtype)
+        consts += [("bias", folded), ("w", taps_by_channel)]
+        return Kernel("q_dwconv_nhwc.c.j2", v, consts=consts, replaced=(1,))
+    consts.append(("bias", folded))
+    if v["padded"] and zx != 0:
+        consts.append(("bias_raw", check_int32(bias, "bias")))
+    v["row_contig"] = g["DW"] == 1 and g["CG"] == g["C"]
+    return Kernel("q_conv_nhwc.c.j2", v, consts=consts)
+
+
+def _generic_strides(g, cl) -> dict:
+    """Element strides of x, w (as given) and y for the plain loop nest."""
+    IH, IW, C, OH, OW, M, KH, KW, CG = (g[k] for k in ("IH", "IW", "C", "OH", "OW", "M", "KH", "KW", "CG"))
+    if cl:
+        return dict(XN=IH * IW * C, XC=1, XH=IW * C, XW=C, YN=OH * OW * M, YC=1, YH=OW * M, YW=M,
+                    WM=KH * KW * CG, WC=1, WKH=KW * CG, WKW=CG)
+    return dict(XN=C * IH * IW, XC=IH * IW, XH=IW, XW=1, YN=M * OH * OW, YC=OH * OW, YH=OW, YW=1,
+                WM=CG * KH * KW, WC=KH * KW, WKH=KW, WKW=1)
+
