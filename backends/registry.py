@@ -28,6 +28,8 @@ class Target:
     costs: dict = field(default_factory=dict)  # numbers the passes read
     passes: tuple = ()  # the pipeline, by pass name
     path: str = ""
+    toolchain: str = ""  # cross compiler prefix ("arm-none-eabi-"); "" = the system C compiler
+    emulator: dict = field(default_factory=dict)  # how to run the target's code (backends/c/emulator.py)
 
 
 def _read_target(path: str) -> Target:
@@ -36,7 +38,7 @@ def _read_target(path: str) -> Target:
     return Target(name=d["name"], backend=d["backend"], description=d.get("description", ""),
                   cflags=tuple(d.get("cflags", ())), isa=dict(d.get("isa", {})), sram=int(d.get("sram", 0)),
                   flash=int(d.get("flash", 0)), costs=dict(d.get("costs", {})), passes=tuple(d.get("passes", ())),
-                  path=path)
+                  path=path, toolchain=d.get("toolchain", ""), emulator=dict(d.get("emulator", {})))
 
 
 def _target_files(ref) -> list:

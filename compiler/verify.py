@@ -1,5 +1,9 @@
 """`edgecc verify`: compile a model, run the generated C, run onnxruntime, compare per output.
 
+The C runs where the target says: built with the system C compiler on the host (`host`), or
+cross-compiled and run in the target's emulator (the Cortex-M targets: QEMU, see
+backends/c/emulator.py), which also reports instructions per inference, flash and RAM.
+
 Tolerances (the bar our users hold us to): float outputs within 1e-3 of the output's range;
 integer outputs within 1 LSB; float outputs of a model quantized inside within 2% of the range.
 """
@@ -107,28 +111,68 @@ def format_table(checks: list) -> str:
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows)
 
 
+def format_figures(run, total_macs: int, target) -> str:
+    """Instructions, flash and RAM of one emulated inference, next to the reference board's sizes."""
+    per_mac = f"{run.insns / total_macs:.2f} per MAC over {total_macs:,} MACs" if total_macs else "no MACs"
+    sec = run.sections
+    text = sum(n for k, n in sec.items() if k.startswith(".text"))
+    rodata = sum(n for k, n in sec.items() if k.startswith(".rodata"))
+    data = sum(n for k, n in sec.items() if k.startswith(".data"))
+
+    def of_board(n, size):
+        if not size:
+            return ""
+        return f" of {size:,} on the board" + ("" if n <= size else "  EXCEEDS THE BOARD")
+
+    rows = [("instructions per inference", f"{run.insns:,} ({per_mac}; {target.name} in QEMU "
+                                           f"{target.emulator['machine']})"),
+            ("flash", f"{run.flash:,} bytes (.text {text:,} + .rodata {rodata:,} + .data {data:,})"
+                      + of_board(run.flash, target.flash)),
+            ("RAM", f"{run.ram:,} bytes (.data+.bss {run.static_ram:,} + stack {run.stack:,})"
+                    + of_board(run.ram, target.sram))]
+    width = max(len(r[0]) for r in rows)
+    return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
+
+
 def verify(model_path: str, target: str = "host", data: str | None = None, input_shapes=None,
            name: str = "model", out=sys.stdout) -> bool:
-    """Compile, run the C on the host, compare with onnxruntime; print the table; True when all match."""
+    """Compile, run the C (on the host with the system C compiler, or in the target's emulator), compare
+    with onnxruntime; print the table (and, on an emulator, instructions, flash and RAM); True when all
+    outputs match."""
     from edgecc.backends.registry import get_target
+    from edgecc.backends.c import emulator
     from edgecc.backends.c.runner import build_and_run
+    from edgecc.ir.analysis import macs
 
     from .driver import compile as compile_model
 
     if not model_path.endswith(".onnx"):
         raise EdgeccError(f"{model_path}: verify compares with onnxruntime, so it takes an .onnx model")
-    if get_target(target).name != "host":
-        raise EdgeccError(f"verify runs target '{target}' only on the host for now")
+    t = get_target(target)
+    if not t.emulator and t.toolchain:
+        raise EdgeccError(f"target '{t.name}' has no emulator to run its code on (its target file declares no "
+                          f"[emulator] table)")
+    if t.emulator:
+        why = emulator.missing(t)
+        if why:
+            raise EdgeccError(f"verify runs {t.name} code in QEMU, but {why}")
     work = tempfile.mkdtemp(prefix="edgecc-verify-")
+    run = None
     try:
         art = compile_model(model_path, target=target, outdir=os.path.join(work, "c"), name=name, emit="c",
                             input_shapes=input_shapes)
         graph = art.graph
         inputs = load_inputs(data, graph)
-        got = build_and_run(os.path.join(work, "c"), graph, inputs, name=name)
+        if t.emulator:
+            run = emulator.build_and_run(os.path.join(work, "c"), graph, inputs, t, name=name)
+            got = run.outputs
+        else:
+            got = build_and_run(os.path.join(work, "c"), graph, inputs, name=name)
         want = onnxruntime_outputs(model_path, graph, inputs)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     checks = compare(graph, got, want)
     print(format_table(checks), file=out)
+    if run is not None:
+        print(format_figures(run, sum(macs(op) for op in graph.ops), t), file=out)
     return all(c.ok for c in checks)

@@ -40,5 +40,18 @@ def nodecases(tmp_path_factory):
     return sorted(os.path.join(out, d) for d in os.listdir(out))
 
 
+def load_cbench():
+    """The acceptance harness ../shared/tools/cbench.py as a module (skips the test when it is absent)."""
+    import importlib.util
+
+    path = os.path.join(SHARED, "tools", "cbench.py")
+    if not os.path.exists(path):
+        pytest.skip("cbench.py is not here (set EDGECC_SHARED)")
+    spec = importlib.util.spec_from_file_location("cbench", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def have_gcc():
     return shutil.which("gcc") is not None

@@ -1,27 +1,15 @@
 """The MLPerf Tiny models through the C backend, measured by the acceptance harness (cbench.py):
 float outputs within 1e-3 of the output range, int8 outputs within 1 LSB, warning-free under
 -Wall -Wextra -Werror, and clean under AddressSanitizer and UBSan."""
-import importlib.util
-import os
 
 import numpy as np
 import pytest
 
-from conftest import MLPERF_STEMS, SHARED, have_gcc, mlperf_path
+from conftest import MLPERF_STEMS, have_gcc, load_cbench, mlperf_path
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not have_gcc(), reason="needs gcc")]
 STRICT = ["-Wall", "-Wextra", "-Werror"]
 SANITIZE = STRICT + ["-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
-
-
-def cbench():
-    path = os.path.join(SHARED, "tools", "cbench.py")
-    if not os.path.exists(path):
-        pytest.skip("cbench.py is not here")
-    spec = importlib.util.spec_from_file_location("cbench", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def compiled(stem, tmp_path):
@@ -42,13 +30,13 @@ def limit(stem):
 
 @pytest.mark.parametrize("stem", MLPERF_STEMS)
 def test_matches_onnxruntime(stem, tmp_path):
-    res = cbench().run("host", compiled(stem, tmp_path), mlperf_path(stem, "npz"), "model", 1, STRICT)
+    res = load_cbench().run("host", compiled(stem, tmp_path), mlperf_path(stem, "npz"), "model", 1, STRICT)
     assert res["ok"], res.get("error")
     assert res["maxdiff"] <= limit(stem), res
 
 
 @pytest.mark.parametrize("stem", ["kws_int8", "ic_fp32", "ad_int8", "vww_int8"])
 def test_sanitizers_clean(stem, tmp_path):
-    res = cbench().run("host", compiled(stem, tmp_path), mlperf_path(stem, "npz"), "model", 1, SANITIZE)
+    res = load_cbench().run("host", compiled(stem, tmp_path), mlperf_path(stem, "npz"), "model", 1, SANITIZE)
     assert res["ok"], res.get("error")
     assert res["maxdiff"] <= limit(stem), res
