@@ -26,7 +26,7 @@ def register(name: str):
 
 
 def get_pass(name: str):
-    if not PASSES:
+    if name not in PASSES:  # some pass modules may be imported already, not all
         for m in pkgutil.iter_modules(__path__):
             importlib.import_module(f"{__name__}.{m.name}")
     return PASSES[name]
