@@ -58,7 +58,7 @@ class CBackend(Backend):
     def kernel(self, op):
         k = self._kernels.get(op)
         if k is None:
-            k = self._kernels[op] = select(op)
+            k = self._kernels[op] = select(op, self.target)
         return k
 
     def why_not(self, op):
@@ -133,7 +133,7 @@ class CBackend(Backend):
         ins = [dict(ptr=pointer(v, False), bytes=v.type.nbytes, ctype=CTYPES[v.type.dtype]) for v in graph.inputs]
         outs = [dict(ptr=pointer(v, True), bytes=v.type.nbytes, ctype=CTYPES[v.type.dtype]) for v in graph.outputs]
         ctx = dict(api=api, API=api.upper(), inputs=ins, outputs=outs, consts=const_decls, layers=layers,
-                   arena_bytes=plan.arena_bytes, target=self.target.name, cflags=" ".join(self.target.cflags))
+                   arena_bytes=max(plan.arena_bytes, 16), target=self.target.name, cflags=" ".join(self.target.cflags))
         files = {f"{api}.h": "model.h.j2", f"{api}.c": "model.c.j2", "Makefile": "Makefile.j2",
                  "CMakeLists.txt": "CMakeLists.txt.j2"}
         written = []

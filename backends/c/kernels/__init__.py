@@ -10,6 +10,7 @@ the kernel asked for scratch bytes.
 """
 from __future__ import annotations
 
+import contextvars
 import importlib
 import pkgutil
 from dataclasses import dataclass, field
@@ -61,18 +62,32 @@ def has_quant(op) -> bool:
     return op.kind in ("conv", "matmul", "fully_connected", "gemm") and op.operands[0].type.dtype in ("i8", "u8")
 
 
-def select(op) -> Kernel:
+# The target a kernel is being selected for, while select() runs (None: the host). Kernels that
+# tune to the machine, such as register tiles sized to the vector unit, read it with current_target().
+_TARGET: contextvars.ContextVar = contextvars.ContextVar("edgecc_kernel_target", default=None)
+
+
+def current_target():
+    """The Target of the select() call in progress, or None (the host)."""
+    return _TARGET.get()
+
+
+def select(op, target=None) -> Kernel:
     load_all()
-    if has_quant(op):
-        # integer kernels first (quantized.py); None means "not mine": the float/data-movement registry decides
-        from .quantized import quantized_kernel
-        k = quantized_kernel(op)
-        if k is not None:
-            return k
-    fn = KERNELS.get(op.kind)
-    if fn is None:
-        raise Unsupported(f"no C kernel for op kind '{op.kind}'")
-    return fn(op)
+    token = _TARGET.set(target)
+    try:
+        if has_quant(op):
+            # integer kernels first (quantized.py); None means "not mine": the float/data-movement registry decides
+            from .quantized import quantized_kernel
+            k = quantized_kernel(op)
+            if k is not None:
+                return k
+        fn = KERNELS.get(op.kind)
+        if fn is None:
+            raise Unsupported(f"no C kernel for op kind '{op.kind}'")
+        return fn(op)
+    finally:
+        _TARGET.reset(token)
 
 
 # ---- helpers kernels share ----------------------------------------------------------------------

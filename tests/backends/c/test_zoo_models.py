@@ -17,8 +17,8 @@ def run_c(path, tmp_path, cflags=None):
     from edgecc.compiler.driver import compile as compile_model
 
     out = str(tmp_path / "c")
-    art = compile_model(path, target="host", outdir=out, emit="c")
-    d = np.load(path[:-5] + ".npz")
+    art = compile_model(str(path), target="host", outdir=out, emit="c")
+    d = np.load(str(path)[:-5] + ".npz")
     ins = [d[k] for k in sorted(d.files) if k.startswith("input")]
     outs = [d[k] for k in sorted(d.files) if k.startswith("output")]
     return out, build_and_run(out, art.graph, ins, cflags=cflags or STRICT_CFLAGS), outs

@@ -1,0 +1,119 @@
+"""Make every shape in an ONNX graph static: pin the inputs, then fold and infer to a fixed point.
+
+Symbolic input dimensions are pinned first (the first dimension, the batch, to 1 by default;
+`input_shapes` chooses any input's whole shape). Then, until nothing changes: clean the graph
+(onnx-graphsurgeon: drop dead nodes, sort), infer shapes (onnx, with data propagation), and fold
+every node whose inputs are all known. A value whose shape is still not static afterwards is a
+user error: the model needs an input shape the command line did not give.
+"""
+from __future__ import annotations
+
+import onnx
+import onnx_graphsurgeon as gs
+
+from edgecc.ir.errors import EdgeccError
+
+from .dtypes import shape_text, static_shape
+from .fold import fold_constants
+from .load import node_label
+
+MAX_ROUNDS = 64
+
+
+def graph_inputs(model: onnx.ModelProto) -> list:
+    """Graph inputs that are real inputs (old models also list their initializers as inputs)."""
+    inits = {t.name for t in model.graph.initializer}
+    return [vi for vi in model.graph.input if vi.name not in inits]
+
+
+def pin_inputs(model: onnx.ModelProto, input_shapes: dict | None, file: str) -> None:
+    """Give every graph input a static shape, in place (initializers listed as inputs leave the list)."""
+    input_shapes = dict(input_shapes or {})
+    inputs = graph_inputs(model)
+    if len(inputs) != len(model.graph.input):
+        kept = [onnx.ValueInfoProto.FromString(vi.SerializeToString()) for vi in inputs]
+        del model.graph.input[:]
+        model.graph.input.extend(kept)
+        inputs = list(model.graph.input)
+    unknown = sorted(set(input_shapes) - {vi.name for vi in inputs})
+    if unknown:
+        names = ", ".join(vi.name for vi in inputs)
+        raise EdgeccError(f"--input-shape names '{unknown[0]}', which is not an input (inputs: {names})", file=file)
+    for vi in inputs:
+        t = vi.type.tensor_type
+        if not vi.type.HasField("tensor_type"):
+            raise EdgeccError(f"input '{vi.name}' is not a tensor", file=file)
+        if vi.name in input_shapes:
+            shape = [int(d) for d in input_shapes[vi.name]]
+            if t.HasField("shape") and len(t.shape.dim) != len(shape):
+                raise EdgeccError(f"input '{vi.name}' has rank {len(t.shape.dim)}, --input-shape gives {shape}",
+                                  file=file)
+            for d, want in zip(t.shape.dim, shape):
+                if d.HasField("dim_value") and d.dim_value != want:
+                    raise EdgeccError(f"input '{vi.name}' has shape {shape_text(vi)}, --input-shape gives {shape}",
+                                      file=file)
+        elif not t.HasField("shape"):
+            raise EdgeccError(f"input '{vi.name}' has no shape; give one with --input-shape {vi.name}=...", file=file)
+        else:
+            shape = []
+            for axis, d in enumerate(t.shape.dim):
+                if d.HasField("dim_value"):
+                    shape.append(d.dim_value)
+                elif axis == 0:
+                    shape.append(1)  # the batch dimension
+                else:
+                    raise EdgeccError(f"input '{vi.name}' has a dynamic dimension '{d.dim_param or '?'}' at axis "
+                                      f"{axis} (shape {shape_text(vi)}); pin it with --input-shape {vi.name}=...",
+                                      file=file)
+        t.ClearField("shape")
+        t.shape.SetInParent()
+        for n in shape:
+            t.shape.dim.add().dim_value = n
+
+
+def infer_shapes(model: onnx.ModelProto, file: str) -> onnx.ModelProto:
+    """onnx shape inference from scratch (stale value infos and output shapes dropped)."""
+    del model.graph.value_info[:]
+    for out in model.graph.output:
+        out.type.tensor_type.ClearField("shape")
+    try:
+        return onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True, data_prop=True)
+    except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError, RuntimeError) as e:
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+        raise EdgeccError(f"shape inference failed: {lines[-1] if lines else type(e).__name__}", file=file) from None
+
+
+def clean(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Dead nodes and unused constants dropped, nodes sorted (onnx-graphsurgeon)."""
+    graph = gs.import_onnx(model)
+    graph.cleanup().toposort()
+    cleaned = gs.export_onnx(graph, do_type_check=False)
+    cleaned.ir_version = model.ir_version
+    return cleaned
+
+
+def check_static(model: onnx.ModelProto, file: str) -> None:
+    infos = {vi.name: vi for vi in list(model.graph.value_info) + list(model.graph.output)}
+    for node in model.graph.node:
+        for name in node.output:
+            if not name:
+                continue
+            vi = infos.get(name)
+            if vi is None or static_shape(vi) is None:
+                shape = "unknown" if vi is None else shape_text(vi)
+                raise EdgeccError(f"result '{name}' has no static shape ({shape}): it depends on values known "
+                                  f"only at run time, or on input dimensions to pin with --input-shape",
+                                  file=file, node=node_label(node), op=node.op_type)
+
+
+def make_static(model: onnx.ModelProto, opset: int, input_shapes: dict | None, file: str) -> onnx.ModelProto:
+    """The model with static shapes everywhere, scaffolding folded, value infos for every value."""
+    pin_inputs(model, input_shapes, file)
+    for _ in range(MAX_ROUNDS):
+        model = infer_shapes(clean(model), file)
+        if not fold_constants(model, opset):
+            break
+    else:
+        raise RuntimeError(f"{file}: constant folding did not reach a fixed point in {MAX_ROUNDS} rounds")
+    check_static(model, file)
+    return model
