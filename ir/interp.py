@@ -10,7 +10,7 @@ How a value is computed (the QDQ reading of quantization, see ir/ops.py):
   * The op's kernel computes.
   * Each result is stored in its type: quantized types round half to even, add the zero point
     and saturate; float32 types round once to float32; plain integer types cast.
-`quantize`, `dequantize` and `partition` see the stored arrays directly (RAW_KINDS).
+`quantize`, `dequantize`, `partition` and `tiled` see the stored arrays directly (RAW_KINDS).
 
 Checks that catch frontend and pass bugs: every result must come out with its type's shape, and
 a plain (unquantized) result must be of the kind the op computes (float, integer or bool).
@@ -28,10 +28,11 @@ from typing import Callable
 
 import numpy as np
 
+from .ops import resize_geometry
 from .types import TensorType
 
 KERNELS: dict[str, Callable] = {}
-RAW_KINDS = {"quantize", "dequantize", "partition"}
+RAW_KINDS = {"quantize", "dequantize", "partition", "tiled"}
 
 
 def kernel(*kinds):
@@ -199,7 +200,7 @@ def _dequantize(op, x):
     return to_real(src, x)
 
 
-@kernel("partition")
+@kernel("partition", "tiled")  # a tiled op computes what its body computes, strip by strip
 def _partition(op, *xs):
     return run(op.regions[0], list(xs))
 
@@ -781,16 +782,16 @@ def _interp_matrix(coords, n_in, taps, cubic_a, exclude_outside):
 
 
 @kernel("resize")
-def _resize(op, x):
+def _resize(op, x, roi_operand=None, scales_operand=None):
     a = op.attrs
     r, out_shape = x.ndim, op.result.type.shape
-    roi = a["roi"] or [0.0] * r + [1.0] * r
+    scales, roi = resize_geometry(a, r, roi_operand, scales_operand)
     ctm = a["coordinate_transformation_mode"]
     outside = np.zeros((1,) * r, bool)
     y = x
     for ax in range(r):
         n_in, n_out = x.shape[ax], out_shape[ax]
-        coords = _source_coords(ctm, n_in, n_out, a["scales"][ax], roi[ax], roi[r + ax])
+        coords = _source_coords(ctm, n_in, n_out, scales[ax], roi[ax], roi[r + ax])
         if ctm == "tf_crop_and_resize":
             bad = (coords < 0) | (coords > n_in - 1)
             outside = outside | bad.reshape((1,) * ax + (n_out,) + (1,) * (r - ax - 1))

@@ -208,6 +208,41 @@ def _arg(op):
     return [tuple(out)]
 
 
+def _resize(op):
+    """Checks only (None: the result type holds the output shape): one scale per axis, and run-time
+    roi / scales operands sized by `axes`."""
+    x, a = op.operands[0].type, op.attrs
+    if len(a["scales"]) != x.rank:
+        raise ValueError(f"{len(a['scales'])} scales for rank {x.rank}")
+    if a["roi"] and len(a["roi"]) != 2 * x.rank:
+        raise ValueError(f"roi of {len(a['roi'])} values for rank {x.rank} (begins then ends of every axis)")
+    if op.result.type.rank != x.rank:
+        raise ValueError(f"result rank {op.result.type.rank} differs from the input's {x.rank}")
+    axes = a.get("axes", [])
+    if any(not 0 <= k < x.rank for k in axes) or len(set(axes)) != len(axes):
+        raise ValueError(f"axes {axes} are not distinct axes of rank {x.rank}")
+    operands = list(op.operands[1:]) + [None] * (3 - len(op.operands))
+    for v, per_axis, what in zip(operands, (2, 1), ("roi", "scales")):
+        if v is not None and (v.type.dtype != "f32" or v.type.shape != (per_axis * len(axes),)):
+            raise ValueError(f"run-time {what} %{v.name} must be f32[{per_axis * len(axes)}] for axes {axes}")
+    return None
+
+
+def resize_geometry(attrs: dict, rank: int, roi=None, scales=None) -> tuple[list, list]:
+    """A resize's per-axis scales and roi [begins..., ends...] (roi full even when the attribute is
+    empty): the attributes, with the entries of `axes` replaced by the run-time roi / scales values
+    where given (arrays as the operands hold them, None where absent)."""
+    full_scales = [float(s) for s in attrs["scales"]]
+    full_roi = [float(r) for r in attrs["roi"]] or [0.0] * rank + [1.0] * rank
+    axes = attrs.get("axes", [])
+    for j, ax in enumerate(axes):
+        if scales is not None:
+            full_scales[ax] = float(scales[j])
+        if roi is not None:
+            full_roi[ax], full_roi[rank + ax] = float(roi[j]), float(roi[len(axes) + j])
+    return full_scales, full_roi
+
+
 def _gather(op):
     x, idx, ax = op.operands[0].type.shape, op.operands[1].type.shape, op.attrs["axis"]
     return [tuple(x[:ax]) + tuple(idx) + tuple(x[ax + 1:])]
@@ -311,11 +346,17 @@ _def("slice", (1, 1), {"starts": (INTS, REQUIRED), "ends": (INTS, REQUIRED), "ax
      doc="normalized: non-negative axes, starts clamped in range, ends clamped (may be -1 for negative steps)")
 _def("pad", (1, 1), {"pads": (INTS, REQUIRED), "mode": (STR, "constant"), "value": (FLOAT, 0.0)}, infer=_pad,
      doc="pads = begins then ends for every axis (may be negative: crop)")
-_def("resize", (1, 1), {"mode": (STR, "nearest"), "coordinate_transformation_mode": (STR, "half_pixel"),
+_def("resize", (1, 3), {"mode": (STR, "nearest"), "coordinate_transformation_mode": (STR, "half_pixel"),
                         "nearest_mode": (STR, "round_prefer_floor"), "cubic_coeff_a": (FLOAT, -0.75),
                         "exclude_outside": (INT, 0), "extrapolation_value": (FLOAT, 0.0),
-                        "scales": (FLOATS, REQUIRED), "roi": (FLOATS, [])},
-     infer=None, doc="scales per axis (from sizes when given); the result type holds the output shape")
+                        "scales": (FLOATS, REQUIRED), "roi": (FLOATS, []), "axes": (INTS, [])},
+     infer=_resize,
+     doc="operands x, roi (None when absent), scales (None when absent); the result type holds the output "
+         "shape. Attributes scales (one per axis; from sizes when given) and roi (begins then ends, "
+         "tf_crop_and_resize only) are the compile-time form, the common one. Run-time roi [2 * len(axes)] "
+         "and scales [len(axes)] operands (float32), when present, replace the entries of the axes listed "
+         "in `axes` (in the operands' order) at run time; run-time scales must give the result's shape "
+         "(floor(input size * scale)), which the attributes then only record")
 _def("gather", (2, 2), {"axis": (INT, 0)}, infer=_gather, doc="indices non-negative after import if constant")
 _def("tile", (1, 1), {"repeats": (INTS, REQUIRED)}, infer=_tile)
 _def("expand", (1, 1), infer=None, doc="broadcast to the result type's shape")
@@ -334,6 +375,23 @@ _def("gru", (3, 6), {**RNN, "linear_before_reset": (INT, 0)}, results=(1, 2), in
      doc="operands X, W, R, B, sequence_lens, initial_h (None where absent)")
 _def("partition", (0, -1), {"target": (STR, REQUIRED)}, results=(1, -1),
      doc="a subgraph (regions[0]) handed to another backend; operands map to its inputs, results to its outputs")
+
+
+def _tiled(op):
+    """The body's result shape (checked further by the verifier, which sees the region)."""
+    if op.attrs["rows"] < 1:
+        raise ValueError(f"rows = {op.attrs['rows']}: a strip has at least one row")
+    body = op.regions[0] if op.regions else None
+    return [tuple(v.type.shape) for v in body.outputs] if body is not None else None
+
+
+_def("tiled", (1, 1), {"rows": (INT, REQUIRED)}, infer=_tiled,
+     doc="a chain of channels-last layers (regions[0]: conv, average/max pool or unary elementwise ops, each "
+         "reading the previous one's result, with constant weights) computed in horizontal strips of `rows` "
+         "rows of the result, each strip through every layer at once: a layer computes only the rows the next "
+         "one needs (overlapping halo rows recomputed), so the intermediate tensors never exist whole. Same "
+         "numbers as the body; the operand maps to the body's input, the result to its output "
+         "(ir/tiling.py: which rows each layer computes)")
 
 
 def infer_shapes(op) -> Optional[list]:

@@ -64,6 +64,24 @@ def verify_op(op) -> None:
         if len(body.inputs) != len(op.operands) or len(body.outputs) != len(op.results):
             raise VerifyError(f"{_where(op)}: operands/results do not match the body's inputs/outputs")
         verify(body)
+    if op.kind == "tiled":
+        _verify_tiled(op)
+
+
+def _verify_tiled(op) -> None:
+    """One body: a chain of row-local layers from the operand's type to the result's (ir/tiling.py)."""
+    from .tiling import chain
+
+    if len(op.regions) != 1:
+        raise VerifyError(f"{_where(op)}: a tiled op holds exactly one graph")
+    body = op.regions[0]
+    verify(body)
+    try:
+        chain(body)
+    except ValueError as e:
+        raise VerifyError(f"{_where(op)}: {e}") from None
+    if body.inputs[0].type != op.operands[0].type or body.outputs[0].type != op.result.type:
+        raise VerifyError(f"{_where(op)}: the operand and result types differ from the body's")
 
 
 def _check_quant(v):

@@ -5,6 +5,12 @@ ONNX itself uses for the coordinate transform: size / input size per axis ("stre
 single smallest / largest of those ratios under keep_aspect_ratio_policy not_larger /
 not_smaller. `axes` (opset 18) is expanded to every axis; roi only matters for
 tf_crop_and_resize and is expanded the same way.
+
+Scales or roi computed at run time (a graph input, say) become operands of the IR's resize, with
+`axes` saying which axes they give. The output shape must still be static: inferred, or declared
+by the model (make_static takes the declaration). Each is an operand only where the coordinate
+transform reads it: roi only for tf_crop_and_resize, scales not for align_corners or
+tf_crop_and_resize (which map the output size onto the input's).
 """
 from __future__ import annotations
 
@@ -28,8 +34,16 @@ def expand(values, axes, rank, fill):
     return full
 
 
+def runtime_scales(n: NodeView) -> bool:
+    """Scales are a value computed at run time (not a constant, not absent)."""
+    return n.has_input(2) and not n.is_const(2)
+
+
 def resize_scales(n: NodeView, shape: tuple, axes: list) -> list:
     rank = len(shape)
+    if runtime_scales(n):  # the attribute records the ratio of the static shapes; the operand decides
+        out = n.out_shape()
+        return [o / i if i else 1.0 for o, i in zip(out, shape)]
     scales = n.const(2, "scales")
     if scales is not None and np.asarray(scales).size:
         return expand([float(s) for s in np.asarray(scales).reshape(-1)], axes, rank, 1.0)
@@ -56,6 +70,9 @@ def resize(n: NodeView):
     rank = len(shape)
     axes = [n.axis(a, rank) for a in n.attr("axes", list(range(rank)))]
     if int(n.attr("antialias", 0)):
+        if runtime_scales(n):
+            n.fail("antialiased Resize needs constant scales (edgecc turns it into products with constant "
+                   "matrices); these are computed at run time")
         antialiased_resize(n, resize_scales(n, shape, axes))
         return
     attrs = {
@@ -67,11 +84,30 @@ def resize(n: NodeView):
         "extrapolation_value": float(n.attr("extrapolation_value", 0.0)),
         "scales": resize_scales(n, shape, axes),
     }
-    if attrs["coordinate_transformation_mode"] == "tf_crop_and_resize":
-        roi = [float(r) for r in np.asarray(n.const(1, "roi")).reshape(-1)]
-        k = len(axes)
-        attrs["roi"] = expand(roi[:k], axes, rank, 0.0) + expand(roi[k:], axes, rank, 1.0)
-    n.emit("resize", [n.input(0)], attrs)
+    ctm = attrs["coordinate_transformation_mode"]
+    roi = scales = None
+    if ctm == "tf_crop_and_resize":
+        if n.has_input(1) and not n.is_const(1):
+            roi = runtime_operand(n, 1, "roi", 2 * len(axes))
+            attrs["roi"] = [0.0] * rank + [1.0] * rank
+        else:
+            values = [float(r) for r in np.asarray(n.const(1, "roi")).reshape(-1)]
+            k = len(axes)
+            attrs["roi"] = expand(values[:k], axes, rank, 0.0) + expand(values[k:], axes, rank, 1.0)
+    if runtime_scales(n) and ctm not in ("align_corners", "tf_crop_and_resize"):
+        scales = runtime_operand(n, 2, "scales", len(axes))
+    if roi is None and scales is None:
+        n.emit("resize", [n.input(0)], attrs)
+    else:
+        n.emit("resize", [n.input(0), roi] + ([scales] if scales is not None else []), dict(attrs, axes=axes))
+
+
+def runtime_operand(n: NodeView, i: int, what: str, length: int):
+    """Input i (roi or scales) as a run-time operand: float32, one entry per listed axis (two for roi)."""
+    t = n.in_type(i)
+    if t.dtype != "f32" or t.shape != (length,):
+        n.fail(f"{what} computed at run time must be float32 [{length}], got {t.dtype} {list(t.shape)}")
+    return n.input(i)
 
 
 def axis_matrix(n: NodeView, size_in: int, size_out: int, scale: float) -> np.ndarray:

@@ -71,16 +71,55 @@ def pin_inputs(model: onnx.ModelProto, input_shapes: dict | None, file: str) -> 
             t.shape.dim.add().dim_value = n
 
 
-def infer_shapes(model: onnx.ModelProto, file: str) -> onnx.ModelProto:
-    """onnx shape inference from scratch (stale value infos and output shapes dropped)."""
-    del model.graph.value_info[:]
-    for out in model.graph.output:
-        out.type.tensor_type.ClearField("shape")
+def declared_shapes(model: onnx.ModelProto) -> dict:
+    """The static shapes the model itself declares for computed values (value infos, graph outputs).
+
+    Inference starts from scratch (declarations may be stale), but where it cannot tell a shape,
+    e.g. a Resize by run-time scales, the model's declaration is the only source: fill_declared
+    takes it then."""
+    infos = list(model.graph.value_info) + list(model.graph.output)
+    return {vi.name: shape for vi in infos if (shape := static_shape(vi)) is not None}
+
+
+def fill_declared(model: onnx.ModelProto, declared: dict) -> bool:
+    """Give each inferred shape that is not static the declared one, where it fits (same rank, the
+    known dimensions equal), in place; True when some shape was filled."""
+    filled = False
+    for vi in list(model.graph.value_info) + list(model.graph.output):
+        want = declared.get(vi.name)
+        t = vi.type.tensor_type
+        if want is None or static_shape(vi) is not None or not vi.type.HasField("tensor_type"):
+            continue
+        dims = t.shape.dim if t.HasField("shape") else None
+        if dims is not None and (len(dims) != len(want) or any(
+                d.HasField("dim_value") and d.dim_value != w for d, w in zip(dims, want))):
+            continue
+        t.ClearField("shape")
+        t.shape.SetInParent()
+        for w in want:
+            t.shape.dim.add().dim_value = w
+        filled = True
+    return filled
+
+
+def run_inference(model: onnx.ModelProto, file: str) -> onnx.ModelProto:
     try:
         return onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True, data_prop=True)
     except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError, RuntimeError) as e:
         lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
         raise EdgeccError(f"shape inference failed: {lines[-1] if lines else type(e).__name__}", file=file) from None
+
+
+def infer_shapes(model: onnx.ModelProto, file: str, declared: dict | None = None) -> onnx.ModelProto:
+    """onnx shape inference from scratch (stale value infos and output shapes dropped); shapes it
+    leaves open are taken from `declared` (see declared_shapes) and inferred onward from there."""
+    del model.graph.value_info[:]
+    for out in model.graph.output:
+        out.type.tensor_type.ClearField("shape")
+    model = run_inference(model, file)
+    if declared and fill_declared(model, declared):
+        model = run_inference(model, file)  # values computed from the filled ones
+    return model
 
 
 def clean(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -109,8 +148,9 @@ def check_static(model: onnx.ModelProto, file: str) -> None:
 def make_static(model: onnx.ModelProto, opset: int, input_shapes: dict | None, file: str) -> onnx.ModelProto:
     """The model with static shapes everywhere, scaffolding folded, value infos for every value."""
     pin_inputs(model, input_shapes, file)
+    declared = declared_shapes(model)
     for _ in range(MAX_ROUNDS):
-        model = infer_shapes(clean(model), file)
+        model = infer_shapes(clean(model), file, declared)
         if not fold_constants(model, opset):
             break
     else:

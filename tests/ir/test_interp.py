@@ -10,6 +10,7 @@ from onnx import TensorProto, helper
 from onnx.reference import ReferenceEvaluator
 
 from edgecc.ir import Graph, Op, Quant, TensorType, Value, verify
+from edgecc.ir.verifier import VerifyError
 from edgecc.ir.interp import KERNELS, run, run_op
 from edgecc.ir.ops import OPS, fill_defaults, infer_shapes
 from edgecc.ir.types import DTYPES, dtype_name
@@ -528,6 +529,36 @@ def test_resize_against_onnxruntime():
         for mode in ("nearest", "linear"):
             a = {"mode": mode, "coordinate_transformation_mode": ctm}
             _resize(x, (1, 2, 6, 7), a, a, engine=onnx_ort)
+
+
+@pytest.mark.parametrize("mode", ["nearest", "linear", "cubic"])
+@pytest.mark.parametrize("ctm", ["half_pixel", "half_pixel_symmetric", "asymmetric"])
+def test_resize_runtime_scales(mode, ctm):
+    """Scales as an operand listing axes 3, 2 replace the attribute's (which only record the size ratios)."""
+    x = rand(1, 2, 4, 5)
+    scales = np.array([0.6, 1.7], np.float32)  # 5 -> 3, 4 -> 6: not the size ratios 0.6 and 1.5
+    a = {"mode": mode, "coordinate_transformation_mode": ctm}
+    ours = run_ir("resize", [x, None, scales], {**a, "scales": [1.0, 1.0, 1.5, 0.6], "axes": [3, 2]},
+                  out_shapes=[(1, 2, 6, 3)])
+    same(ours, onnx_ref("Resize", [x, None, scales], {**a, "axes": [3, 2]}))
+
+
+@pytest.mark.parametrize("mode", ["nearest", "linear", "cubic"])
+def test_resize_runtime_roi(mode):
+    x = rand(1, 2, 5, 6)
+    roi = np.array([0.2, -0.3, 0.9, 1.1], np.float32)  # begins then ends of axes 2, 3
+    out = (1, 2, 4, 7)
+    a = {"mode": mode, "coordinate_transformation_mode": "tf_crop_and_resize", "extrapolation_value": 9.0}
+    ir_attrs = {**a, "scales": [o / i for o, i in zip(out, x.shape)], "roi": [0.0] * 4 + [1.0] * 4, "axes": [2, 3]}
+    ours = run_ir("resize", [x, roi], ir_attrs, out_shapes=[out])
+    same(ours, onnx_ref("Resize", [x, roi, None, i64(4, 7)], {**a, "axes": [2, 3]}))
+
+
+def test_resize_runtime_operands_must_fit_axes():
+    x = rand(1, 1, 2, 2)
+    with pytest.raises(VerifyError, match="scales"):
+        ir_graph("resize", [x, None, np.ones(4, np.float32)], {"scales": [1.0, 1.0, 2.0, 2.0], "axes": [2, 3]},
+                 out_shapes=[(1, 1, 4, 4)])
 
 
 # ---- reductions ------------------------------------------------------------------------------

@@ -55,6 +55,9 @@ INT_BINARY = {
     "add": "A + B", "sub": "A - B", "mul": "A * B", "div": "A / B", "max": "(A > B ? A : B)",
     "min": "(A < B ? A : B)", "sum": "A + B", "prelu": "A < 0 ? A * B : A",
     "and": "A && B", "or": "A || B", "xor": "!A != !B",
+    # ONNX Pow keeps the base's type, exponent integer or float: onnxruntime computes in double and
+    # casts back; through int64 the cast truncates toward zero and wraps as the interpreter does
+    "pow": "(int64_t)pow((double)A, (double)B)",
     "equal": "A == B", "less": "A < B", "greater": "A > B", "less_or_equal": "A <= B", "greater_or_equal": "A >= B",
 }
 # integer mod: fmod=1 is C's %, fmod=0 takes the divisor's sign (Python's %)

@@ -8,12 +8,20 @@ The C walks the output; axes that keep their size and coordinates cost nothing b
 trailing ones form a contiguous row handled by one inner loop (or a memcpy for nearest), and each
 output sums the products of its per-axis taps. Nearest only moves values, so it takes every dtype
 (and quantized tensors that keep their quantization); linear and cubic are float32.
+
+Scales or roi given at run time (the op's roi / scales operands) make the axes they list build
+the same tables at run time instead, in scratch, before the walk (resize_taps.c.j2): the output
+shape is static, only the source positions and weights move. A constant operand is folded in
+here and costs nothing at run time.
 """
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
+
+from edgecc.ir.ops import resize_geometry
 
 from . import CTYPES, Kernel, Unsupported, int_table, kernel, require_same_quant, stored_literal, strides
 from .movement import copy_kernel, move
@@ -89,6 +97,53 @@ def is_identity(scale: float, in_len: int, out_len: int, roi) -> bool:
         and math.isclose(roi[1], 1.0)
 
 
+def coordinate_expr(mode: str, n_in: int, n_out: int):
+    """C expression (in double) of the source coordinate of output coordinate `y` along an axis, reading
+    the run-time `scale` or `start` / `end` of the roi: source_coords' formulas in the same order of
+    operations. None for the modes the run-time tables do not take."""
+    half_pixel = "(y + 0.5) / scale - 0.5"
+    return {
+        "half_pixel": half_pixel,
+        "half_pixel_symmetric": f"{n_in}.0 / 2.0 * (1.0 - {n_out}.0 / (scale * {n_in}.0)) + (y + 0.5) / scale - 0.5",
+        "pytorch_half_pixel": half_pixel if n_out > 1 else "0.0",
+        "align_corners": f"y * {n_in - 1}.0 / {n_out - 1}.0" if n_out > 1 else "0.0",
+        "asymmetric": "y / scale",
+        "tf_crop_and_resize": f"y * (end - start) * {n_in - 1}.0 / {n_out - 1}.0 + start * {n_in - 1}.0"
+        if n_out > 1 else f"0.5 * (start + end) * {n_in - 1}.0",
+    }.get(mode)
+
+
+def _reads(expr: str, *names) -> bool:
+    return any(re.search(rf"\b{n}\b", expr) for n in names)
+
+
+def runtime_axes(op) -> dict:
+    """{axis: its index j in the run-time operands} for the axes whose tables depend on run-time
+    values: listed in `axes`, with a coordinate formula that reads a run-time operand (the scale,
+    or the roi of tf_crop_and_resize). An axis of length 1 to 1 reads its only element whatever
+    the geometry, so it stays untouched."""
+    roi, scales = (list(op.operands[1:]) + [None, None])[:2]
+    mode = op.attrs["coordinate_transformation_mode"]
+    runtime_scale = scales is not None and not scales.is_const
+    runtime_roi = roi is not None and not roi.is_const and mode == "tf_crop_and_resize"
+    x, y = op.operands[0].type.shape, op.result.type.shape
+    found = {}
+    for j, k in enumerate(op.attrs.get("axes", [])):
+        expr = coordinate_expr(mode, x[k], y[k]) or ""
+        if (runtime_scale and _reads(expr, "scale") or runtime_roi and _reads(expr, "start", "end")) \
+                and not x[k] == y[k] == 1:
+            found[k] = j
+    return found
+
+
+def geometry(op):
+    """Per-axis scales and roi known at compile time: the attributes, with constant operands folded in."""
+    roi, scales = (list(op.operands[1:]) + [None, None])[:2]
+    return resize_geometry(op.attrs, op.operands[0].type.rank,
+                           roi.data if roi is not None and roi.is_const else None,
+                           scales.data if scales is not None and scales.is_const else None)
+
+
 @kernel("resize")
 def resize(op):
     x, y = op.operands[0], op.result
@@ -105,20 +160,27 @@ def resize(op):
     if len(a["scales"]) != rank:
         raise Unsupported(f"resize with {len(a['scales'])} scales for rank {rank}")
     crop = a["coordinate_transformation_mode"] == "tf_crop_and_resize"
-    roi = a["roi"] if crop else []
-    if crop and len(roi) != 2 * rank:
-        raise Unsupported("tf_crop_and_resize needs a roi of 2 values per axis")
+    scales, roi = geometry(op)
     rois = [(roi[k], roi[rank + k]) if crop else (0.0, 1.0) for k in range(rank)]
     in_st, out_st = strides(shape), strides(out)
+    runtime = runtime_axes(op)
+    taps = 1 if mode == "nearest" else TAPS[mode]  # table entries per output coordinate
 
-    levels, consts, extrapolates = [], [], []
+    levels, consts, extrapolates, setups, scratch = [], [], [], [], 0
     for k in range(rank):
-        if is_identity(a["scales"][k], shape[k], out[k], rois[k]):
+        if k not in runtime and is_identity(scales[k], shape[k], out[k], rois[k]):
             levels.append(dict(dim=out[k], in_stride=in_st[k], out_stride=out_st[k], axis=None))
             continue
         if shape[k] == 0:
             raise Unsupported("resize of an empty axis")
-        xs, outside = source_coords(a["coordinate_transformation_mode"], out[k], shape[k], a["scales"][k], rois[k])
+        levels.append(dict(dim=out[k], in_stride=in_st[k], out_stride=out_st[k], axis=k, runtime=k in runtime))
+        if k in runtime:
+            setups.append(runtime_setup(op, k, runtime[k], in_st[k], scratch))
+            scratch += setups[-1]["bytes"]
+            if crop:
+                extrapolates.append(k)
+            continue
+        xs, outside = source_coords(a["coordinate_transformation_mode"], out[k], shape[k], scales[k], rois[k])
         idx, w = axis_taps(a, xs, shape[k])
         if mode == "nearest":  # one tap: the position whose weight is 1
             idx, w = idx[np.arange(len(idx)), np.argmax(w, axis=1)][:, None], None
@@ -129,10 +191,12 @@ def resize(op):
             consts.append((f"w{k}", w.reshape(-1).astype(np.float32)))
         if outside.any():
             extrapolates.append(k)
-        levels.append(dict(dim=out[k], in_stride=in_st[k], out_stride=out_st[k], axis=k))
+    folded = tuple(j for j, v in enumerate(op.operands) if j and v is not None and v.is_const)
     tapped = [lv for lv in levels if lv["axis"] is not None]
     if not tapped:  # every axis keeps its coordinates: a copy
-        return copy_kernel(op, [move("x0", "y0", [x.type.size], [1], [1])])
+        k = copy_kernel(op, [move("x0", "y0", [x.type.size], [1], [1])])
+        k.replaced = folded
+        return k
 
     # axes after the last resized one form a contiguous row; untouched neighbours merge
     last = max(k for k, lv in enumerate(levels) if lv["axis"] is not None)
@@ -147,7 +211,6 @@ def resize(op):
             prev["in_stride"], prev["out_stride"] = lv["in_stride"], lv["out_stride"]
         else:
             merged.append(dict(lv))
-    taps = 1 if mode == "nearest" else TAPS[mode]
     reads, out_terms, src_terms = [], [], []
     for j, lv in enumerate(merged):
         out_terms.append(_term(f"i{j}", lv["out_stride"]))
@@ -155,12 +218,44 @@ def resize(op):
             src_terms.append(_term(f"i{j}", lv["in_stride"]))
         else:  # the taps of output coordinate i{j} start at i{j} * taps in the axis' tables
             k = lv["axis"]
-            reads.append(dict(off=f"off{k}", w=f"w{k}", first=_term(f"i{j}", taps), outside=k in extrapolates))
+            # tables baked in are named <fn>_off<k>, those built at run time offsets<k> (resize_taps.c.j2)
+            reads.append(dict(off=f"offsets{k}" if lv["runtime"] else f"off{k}",
+                              w=f"weights{k}" if lv["runtime"] else f"w{k}",
+                              first=_term(f"i{j}", taps), outside=k in extrapolates, runtime=lv["runtime"]))
     return Kernel("resize.c.j2", dict(
         dims=[lv["dim"] for lv in merged], taps=taps, reads=reads, row=row, ctype=CTYPES[x.type.dtype],
-        weighted=mode != "nearest", out_index=" + ".join(out_terms),
+        weighted=mode != "nearest", out_index=" + ".join(out_terms), setups=setups,
         src=" + ".join(["x0"] + src_terms), value=stored_literal(a["extrapolation_value"], y.type)),
-        consts=consts)
+        consts=consts, scratch=scratch, replaced=folded)
+
+
+def runtime_setup(op, k: int, j: int, in_stride: int, at: int) -> dict:
+    """How resize_taps.c.j2 builds the tables of axis k at run time (the same tables the compile-time
+    path bakes in: offsets [out, taps] as int32, weights [out, taps] as float), from element j of the
+    operands, at byte `at` of scratch. The coordinate formulas are source_coords' in the same order
+    of operations, in double like the compile-time path."""
+    a = op.attrs
+    mode, ctm = a["mode"], a["coordinate_transformation_mode"]
+    n_in, n_out = op.operands[0].type.shape[k], op.result.type.shape[k]
+    coordinate = coordinate_expr(ctm, n_in, n_out)
+    if coordinate is None:
+        raise Unsupported(f"resize coordinate_transformation_mode {ctm} with run-time scales")
+    # nearest: whether the upper of the two positions around x is taken (axis_taps' rule)
+    upper = {"round_prefer_floor": "ratio > 0.5", "round_prefer_ceil": "ratio >= 0.5", "floor": "exact",
+             "ceil": "1"}.get(a["nearest_mode"]) if mode == "nearest" else None
+    if mode == "nearest" and upper is None:
+        raise Unsupported(f"resize nearest_mode {a['nearest_mode']}")
+    taps, window = (1 if mode == "nearest" else TAPS[mode]), TAPS[mode]
+    table = n_out * taps * 4  # bytes of one table: int32 offsets or float weights
+    return dict(axis=k, n_in=n_in, n_out=n_out, in_stride=in_stride, taps=taps, mode=mode, upper=upper,
+                coordinate=coordinate, crop=ctm == "tf_crop_and_resize",
+                # the window of taps around x ends at x when x is a whole position (axis_taps)
+                back_exact=window // 2, back=window // 2 - 1,
+                uses_ratio=mode == "linear" or "ratio" in (upper or ""),
+                scale=f"x2[{j}]" if _reads(coordinate, "scale") else None, reads_y=_reads(coordinate, "y"),
+                start=f"x1[{j}]", end=f"x1[{j + len(a['axes'])}]", exclude=bool(a["exclude_outside"]),
+                a=f"({float(a['cubic_coeff_a'])!r})", off_at=at, w_at=at + table,
+                bytes=table * (1 if mode == "nearest" else 2))
 
 
 def _term(counter: str, stride: int) -> str:
