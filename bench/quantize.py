@@ -1,0 +1,160 @@
+#!/usr/bin/env python3
+"""Post-training int8 quantization (issue 6) on the digits CNN of tests/models/make_models.py, next to
+onnxruntime's quantize_static on the same calibration set.
+
+usage: python bench/quantize.py [--models DIR] [--shared DIR] [--methods minmax,percentile,entropy] [--io float|int8]
+
+The float model, its 200 calibration images and its test images come from make_models.py (built in a
+temporary folder unless --models holds them). For each calibration method, edgecc compiles the model with
+--quantize int8 for the host; the acceptance harness (../shared/tools/cbench.py host --many) runs every test
+image through the generated C, and the logits are compared with onnxruntime's float model: accuracy and
+end-to-end SQNR = 10 log10(sum float^2 / sum (float - int8)^2). The reference is quantize_static (QDQ,
+per-channel int8 weights, int8 activations, MinMax) run by onnxruntime twice: as it runs by default
+(its fused integer kernels; on x86 CPUs without VNNI they saturate int16 sums, which costs it a lot) and
+with graph optimizations off (every QDQ node computed in float: the scheme's own numbers). Flash: the
+cortex-m7 build of the int8 model over the float model's, by cbench m7 (.text + .rodata + .data).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+SHARED = os.path.normpath(os.path.join(ROOT, "..", "shared"))
+MODEL = "digits_cnn_fp32"
+sys.path.insert(0, HERE)
+from host import load_cbench  # noqa: E402  (bench/host.py: cbench.py imported by path)
+
+
+def build_models(folder: str) -> str:
+    sys.path.insert(0, os.path.join(ROOT, "tests", "models"))
+    import make_models
+
+    make_models.build_all(folder, [MODEL], verbose=False)
+    return folder
+
+
+def ort_logits(model, x: np.ndarray, optimize: bool = True) -> np.ndarray:
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    if not optimize:
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    s = ort.InferenceSession(str(model), so, providers=["CPUExecutionProvider"])
+    name = s.get_inputs()[0].name
+    return np.concatenate([s.run(None, {name: xi})[0] for xi in x])
+
+
+def ort_quantize_static(model: str, calib: np.ndarray, input_name: str, out: str) -> str:
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
+                                          quantize_static)
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter([{input_name: xi} for xi in calib])
+
+        def get_next(self):
+            return next(self.it, None)
+
+    pre = out + ".pre.onnx"
+    quant_pre_process(model, pre)
+    quantize_static(pre, out, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                    calibrate_method=CalibrationMethod.MinMax)
+    return out
+
+
+def sqnr(ref: np.ndarray, got: np.ndarray) -> float:
+    ref, got = ref.astype(np.float64), got.astype(np.float64).reshape(ref.shape)
+    return float(10 * np.log10(np.sum(ref ** 2) / np.sum((ref - got) ** 2)))
+
+
+def run_c_many(cbench, srcdir: str, x: np.ndarray, out_shape, out_dtype, work: str) -> np.ndarray:
+    """Every sample of x through the generated C (cbench host --many); the outputs [N, *out_shape]."""
+    gold, save = os.path.join(work, "many.npz"), os.path.join(work, "many_out.npy")
+    np.savez(gold, input_0=x, output_shape=np.asarray(out_shape), output_dtype=np.asarray(str(np.dtype(out_dtype))))
+    res = cbench.run("host", srcdir, gold, "model", 1, [], None, 1, save)
+    if not res.get("ok"):
+        raise RuntimeError(f"cbench host --many failed: {res}")
+    return np.load(save)
+
+
+def m7_flash(cbench, srcdir: str, x0: np.ndarray, y0: np.ndarray, work: str) -> int:
+    gold = os.path.join(work, "one.npz")
+    np.savez(gold, input_0=x0, output_0=y0)
+    res = cbench.run("m7", srcdir, gold, "model", 1, [])
+    if not res.get("ok"):
+        raise RuntimeError(f"cbench m7 failed: {res}")
+    return int(res["flash"])
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", help="folder with digits_cnn_fp32.onnx, digits_calib.npz, digits_test.npz")
+    ap.add_argument("--shared", default=SHARED)
+    ap.add_argument("--methods", default="minmax,percentile,entropy")
+    ap.add_argument("--io", default="float", choices=("float", "int8"))
+    ap.add_argument("--no-m7", action="store_true", help="skip the Cortex-M7 flash figures")
+    a = ap.parse_args(argv)
+    from edgecc.compiler.driver import compile as compile_model
+    from edgecc.compiler.quantization import Quantization
+
+    cbench = load_cbench(a.shared)
+    with tempfile.TemporaryDirectory(prefix="bench-quantize-") as work:
+        models = a.models or build_models(os.path.join(work, "models"))
+        onnx_path = os.path.join(models, f"{MODEL}.onnx")
+        calib = dict(np.load(os.path.join(models, "digits_calib.npz")))
+        test = np.load(os.path.join(models, "digits_test.npz"))
+        x, labels = test["x"], test["y"]
+        input_name = next(iter(calib))
+        ref = ort_logits(onnx_path, x)
+        rows = [("float (onnxruntime)", float(np.mean(ref.argmax(1) == labels)), None, None)]
+        ort_q = ort_quantize_static(onnx_path, calib[input_name], input_name, os.path.join(work, "ort_qdq.onnx"))
+        ort_default, ort_exact = ort_logits(ort_q, x), ort_logits(ort_q, x, optimize=False)
+        rows.append(("ORT quantize_static, run by ORT", float(np.mean(ort_default.argmax(1) == labels)),
+                     sqnr(ref, ort_default), None))
+        rows.append(("ORT quantize_static, QDQ in float", float(np.mean(ort_exact.argmax(1) == labels)),
+                     sqnr(ref, ort_exact), None))
+        float_flash = None
+        if not a.no_m7:
+            fdir = os.path.join(work, "float_m7")
+            compile_model(onnx_path, target="cortex-m7", outdir=fdir, emit="c")
+            float_flash = m7_flash(cbench, fdir, x[0], ref[:1], work)
+        for method in a.methods.split(","):
+            q = Quantization(calib, method=method, io=a.io)
+            cdir = os.path.join(work, f"c_{method}")
+            art = compile_model(onnx_path, target="host", outdir=cdir, emit="c", quantize=q)
+            inp, out = art.graph.inputs[0], art.graph.outputs[0]
+            xs = x
+            if inp.type.quant is not None:
+                s, z = inp.type.quant.scale[0], inp.type.quant.zero_point[0]
+                xs = np.clip(np.rint(x / np.float32(s)) + z, -128, 127).astype(np.int8)
+            y = run_c_many(cbench, cdir, xs, out.type.shape, out.type.np_dtype, work)
+            y = y.reshape(len(x), -1).astype(np.float64)
+            if out.type.quant is not None:
+                y = (y - out.type.quant.zero_point[0]) * out.type.quant.scale[0]
+            ratio = None
+            if float_flash:
+                mdir = os.path.join(work, f"m7_{method}")
+                art7 = compile_model(onnx_path, target="cortex-m7", outdir=mdir, emit="c", quantize=q)
+                x0 = xs[:1].reshape(art7.graph.inputs[0].type.shape)
+                ratio = m7_flash(cbench, mdir, x0, np.zeros(out.type.shape, out.type.np_dtype), work) / float_flash
+            rows.append((f"edgecc int8 {method} (io {a.io}), C", float(np.mean(y.argmax(1) == labels)),
+                         sqnr(ref, y), ratio))
+    print(f"digits CNN: {len(calib[input_name])} calibration images, {len(x)} test images; float m7 flash "
+          f"{float_flash if float_flash else '-'} bytes")
+    print(f"{'model':<40} {'accuracy':>8} {'SQNR dB':>8} {'flash vs float':>14}")
+    for name, acc, db, ratio in rows:
+        print(f"{name:<40} {100 * acc:7.2f}% {'-' if db is None else f'{db:.2f}':>8} "
+              f"{'-' if ratio is None else f'{ratio:.3f}x':>14}")
+
+
+if __name__ == "__main__":
+    main()
