@@ -34,6 +34,15 @@ class Kernel:
     # operand indices whose constant data the kernel carries itself in `consts` (e.g. weights reordered at
     # compile time): the backend drops such a constant from the C file when no other reader needs it
     replaced: tuple = ()
+    # templates (under codegen_templates/c/) rendered once at file scope, before the layers, for helpers
+    # the body calls (e.g. the DSP intrinsics of arm_acle.h with a portable C stand-in for other compilers)
+    prelude: tuple = ()
+    # (operand index, byte offset of that operand's buffer inside the result's) the kernel may run in place
+    # with, when it knows this itself (other kernels: backends/c/inplace.py)
+    inplace: tuple = ()
+    # layer functions this one calls: (suffix, op, Kernel), each rendered as its own function <layer>_<suffix>
+    # taking only its run-time operands, results and scratch (e.g. the strips of a tiled op, kernels/tiled.py)
+    subops: tuple = ()
 
 
 KERNELS: dict = {}

@@ -1,23 +1,31 @@
 """Integer convolution: int8/uint8 activations, int8 weights (per output channel or per tensor), int32
 bias, requantized to the result type (or the raw int32 accumulator for an unquantized i32 result).
 
-Three loop nests, chosen here:
-  - depthwise, channels last (group == C == M): per output pixel an int32 row acc[C], one pass per tap
-    over contiguous channels (weights reordered at compile time to [kh][kw][C]);
-  - any other channels-last conv: per output pixel and output channel, dot products over contiguous
-    input channels (a whole kernel row at once when dilation is 1), weights as given (OHWI);
-  - channels first (or weights with a zero point): a plain loop nest over strided indices.
-The input zero point is folded into the bias at compile time (bias - zp_x * sum w) for pixels whose
-window lies inside the input; border pixels take only the taps inside and correct with the sum of the
-weights they used, which is the same as padding with the zero point.
+The loop nest depends on the kind of machine (quantized.family()):
+  - Arm cores with the DSP extension: SMLAD kernels (qdsp.py) for int8 channels-last convs of one group
+    and undilated depthwise convs;
+  - the host: int16 dot products over each pixel's gathered receptive field (qdot.py), and depthwise a
+    whole output row per vector loop;
+  - everything else, and what the above do not cover, the portable kernels here:
+      - depthwise, channels last (group == C == M): per output pixel an int32 row acc[C], one pass per tap
+        over contiguous channels (weights reordered at compile time to [kh][kw][C]);
+      - any other channels-last conv: per output pixel and output channel, dot products over contiguous
+        input channels (a whole kernel row at once when dilation is 1), weights as given (OHWI);
+      - channels first (or weights with a zero point): a plain loop nest over strided indices.
+    The input zero point is folded into the bias at compile time (bias - zp_x * sum w) for pixels whose
+    window lies inside the input; border pixels take only the taps inside and correct with the sum of
+    the weights they used, which is the same as padding with the zero point.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from . import CTYPES, Kernel, Unsupported, c_float
-from .quantized import quantized
-from .requant import F32, bias_values, check_int32, output_vars, per_tensor, qparams, qrange
+from .qdot import conv_strides, depthwise_rows, dot_kernel
+from .qdsp import conv_dsp, depthwise_dsp
+from .quantized import family, quantized
+from .requant import (F32, accumulator_bound, bias_values, check_int32, output_vars, per_tensor, qparams, qrange,
+                      rounds_in_int32)
 
 
 def _geometry(op):
@@ -56,8 +64,9 @@ def _padded(g) -> bool:
     return g["PT"] > 0 or g["PL"] > 0 or last_h >= g["IH"] or last_w >= g["IW"]
 
 
-def out_setup(op, y, acc_scale, fbias=None):
-    """Output mode and requantization variables/tables shared by conv and the matmul family."""
+def out_setup(op, y, acc_scale, acc_bound=None):
+    """Output mode and requantization variables/tables shared by conv and the matmul family; acc_bound:
+    the largest |accumulator| per output channel, when known (lets the clamp follow the rounding)."""
     consts = []
     if y.type.dtype == "f32":
         scale = np.asarray(acc_scale, F32).reshape(-1)
@@ -73,9 +82,11 @@ def out_setup(op, y, acc_scale, fbias=None):
         qrange(y.type.dtype)
         sy, _ = per_tensor(y, op.kind)
         scale = (np.asarray(acc_scale, F32) / sy).astype(F32)
-        v = dict(output_vars(op, y, scale), out_kind="q")
+        v = dict(output_vars(op, y, scale), out_kind="q",
+                 int_clamp=acc_bound is not None and rounds_in_int32(acc_bound, scale))
     if v["scale"] is None:
         consts.append(("scale", np.ascontiguousarray(scale.reshape(-1), F32)))
+    v["scales"] = scale.reshape(-1)  # the multipliers themselves, for kernels that derive other forms
     return v, consts
 
 
@@ -91,13 +102,28 @@ def qconv(op):
     sw, zw = qparams(w)
     acc_scale = (F32(sx) * sw).astype(F32) if len(sw) > 1 else np.asarray([F32(sx) * sw[0]], F32)
     bias = bias_values(b, acc_scale, g["M"])
-    out, consts = out_setup(op, y, acc_scale)
+    wzp = np.broadcast_to(zw, (g["M"],))
+    out, consts = out_setup(op, y, acc_scale, accumulator_bound(bias, wt.reshape(g["M"], -1) - wzp[:, None],
+                                                                x.type.dtype, zx))
     if y.type.dtype == "f32" and b is not None and b.type.dtype == "f32":
         raise Unsupported("integer conv to float with a float bias")
     v = dict(g, **out, x_ctype=CTYPES[x.type.dtype], w_ctype=CTYPES[w.type.dtype], ZX=zx,
              padded=_padded(g))
     wsum = wt.reshape(g["M"], -1).sum(axis=1)
-    wzp = np.broadcast_to(zw, (g["M"],))
+    depthwise = g["group"] == g["C"] == g["M"]
+    fam = family()
+    if fam == "dsp" and cl and x.type.dtype == w.type.dtype == "i8" and not np.any(wzp != 0):
+        if g["group"] == 1:
+            return conv_dsp(g, wt, bias, out, consts, zx)
+        if depthwise and g["DH"] == g["DW"] == 1:
+            return depthwise_dsp(g, wt, bias, out, consts, zx)
+    if fam == "host" and depthwise and cl:
+        k = depthwise_rows(g, wt - wzp[:, None, None, None], bias, out, consts, x, zx)
+        if k is not None:
+            return k
+    if fam == "host" and not depthwise:
+        geo = dict(g, **conv_strides(g, cl), ZX=zx, padded=_padded(g))
+        return dot_kernel(geo, wt.reshape(g["M"], -1) - wzp[:, None], bias, out, consts, x, w)
     if np.any(wzp != 0) or not cl:
         consts.append(("bias", check_int32(bias, "bias")))
         if np.any(wzp != 0):
@@ -106,7 +132,7 @@ def qconv(op):
         v.update(strides, has_wzp=bool(np.any(wzp != 0)))
         return Kernel("q_conv_generic.c.j2", v, consts=consts)
     folded = check_int32(bias - zx * wsum, "bias with the input zero point folded in")
-    if g["group"] == g["C"] == g["M"]:
+    if depthwise:
         # depthwise: weights [C, KH, KW, 1] -> [KH][KW][C] so each tap reads channels contiguously
         taps_by_channel = np.ascontiguousarray(wt[:, :, :, 0].transpose(1, 2, 0)).astype(w.type.np_dtype)
         consts += [("bias", folded), ("w", taps_by_channel)]

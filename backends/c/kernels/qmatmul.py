@@ -3,9 +3,10 @@ and requantized to the result type, scaled to float (a result without quant, as 
 MatMulIntegerToFloat), or stored raw (an unquantized i32 result, as MatMulInteger).
 
 With constant weights every output is a dot product over contiguous K (weights [N][K], reordered at
-compile time when given [K][N]); the activation zero point is folded into the bias
-(bias - zp_x * sum_k w) and a weight zero point costs one running sum of the row. With two run-time
-operands (attention-like matmuls) each output row keeps an int32 row acc[N] and adds one row of B
+compile time when given [K][N]): as int16 vectors on the host (qdot.py), with SMLAD on Arm cores with
+the DSP extension (qdsp.py, int8 without weight zero points), else here: the activation zero point is
+folded into the bias (bias - zp_x * sum_k w) and a weight zero point costs one running sum of the row.
+With two run-time operands (attention-like matmuls) each output row keeps an int32 row acc[N] and adds one row of B
 per k, the zero points applied through the row sums of A and the constant K * zp_a * zp_b.
 """
 from __future__ import annotations
@@ -14,8 +15,10 @@ import numpy as np
 
 from . import CTYPES, Kernel, Unsupported
 from .qconv import out_setup
-from .quantized import quantized
-from .requant import F32, bias_values, check_int32, per_tensor, qparams
+from .qdot import dot_kernel, rows_geometry
+from .qdsp import fc_dsp
+from .quantized import family, quantized
+from .requant import F32, accumulator_bound, bias_values, check_int32, per_tensor, qparams
 
 
 def _check_int8(op, *vals):
@@ -37,7 +40,12 @@ def _weights_kernel(op, x, w, wnk, wq, bias, fbias=None, replaced=(), alpha=1.0)
     b = bias_values(bias, acc_scale, n)
     zw = np.broadcast_to(zw, (n,)).astype(np.int64)
     folded = b - zx * wnk.sum(axis=1) + k * zx * zw
-    out, consts = out_setup(op, y, acc_scale)
+    out, consts = out_setup(op, y, acc_scale, accumulator_bound(b, wnk - zw[:, None], x.type.dtype, zx))
+    fam = family()
+    if fam == "host":
+        return dot_kernel(rows_geometry(rows, k, n, zx), wnk - zw[:, None], b, out, consts, x, w, fbias)
+    if fam == "dsp" and x.type.dtype == w.type.dtype == "i8" and not np.any(zw != 0):
+        return fc_dsp(rows, wnk, b, out, consts, zx, fbias)
     consts.append(("bias", check_int32(folded, "bias with the zero points folded in")))
     if replaced:
         consts.append(("w", np.ascontiguousarray(wnk).astype(w.type.np_dtype)))

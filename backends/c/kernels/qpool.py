@@ -71,13 +71,14 @@ def qpool(op):
     nd = x.type.rank - 2
     g = _geometry(op, x, y, a["kernel_shape"], a["strides"], a["pads"], a.get("dilations", [1] * nd))
     v = dict(g, in_ctype=CTYPES[x.type.dtype], out_ctype=CTYPES[y.type.dtype], kind=op.kind)
+    acc_bytes = 4 * g["C"] if g["CL"] else 0  # channels last: a row of accumulators (float or int32)
     if op.kind == "max_pool":
         extra, consts = _max_setup(x, y)
-        return Kernel("q_pool.c.j2", dict(v, **extra), consts=consts)
+        return Kernel("q_pool.c.j2", dict(v, **extra), consts=consts, scratch=acc_bytes)
     sx, zx, sy, zy, lo, hi = _avg_quant(op, x, y)
     v.update(SX=c_float(sx), ZX=zx, SY=c_float(sy), ZYF=c_float(zy), qmin=lo, qmax=hi,
              include_pad=bool(a["count_include_pad"]), KCOUNT=c_float(g["KH"] * g["KW"]))
-    return Kernel("q_pool.c.j2", v)
+    return Kernel("q_pool.c.j2", v, scratch=acc_bytes)
 
 
 @quantized("global_average_pool", "global_max_pool")

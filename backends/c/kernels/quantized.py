@@ -2,10 +2,10 @@
 the float registry whenever an op's operands or result carry quantization.
 
 Kinds such as conv, add or softmax have one float kernel in the main registry and one integer kernel
-here; the q*.py modules register theirs with @quantized(kind). A registered function returns a Kernel,
-raises Unsupported (quantized, but not something the integer kernels can do), or returns None (not an
-integer op after all, e.g. a transpose whose operand and result share one quantization: the
-data-movement kernels copy those bytes as they are).
+here (which may pick its loops by the kind of machine, `family()`); the q*.py modules register theirs
+with @quantized(kind). A registered function returns a Kernel, raises Unsupported (quantized, but not
+something the integer kernels can do), or returns None (not an integer op after all, e.g. a transpose
+whose operand and result share one quantization: the data-movement kernels copy those bytes as they are).
 """
 from __future__ import annotations
 
@@ -26,3 +26,16 @@ def quantized_kernel(op):
     load_all()
     fn = QUANTIZED.get(op.kind)
     return fn(op) if fn is not None else None
+
+
+def family() -> str:
+    """The kind of machine the integer kernels are chosen for, from the target of the select() in progress:
+      "dsp"  an Arm core with the DSP extension (M4, M7, M33, M55): SMLAD on int16 pairs (arm_acle.h);
+      "host" a machine whose C compiler vectorizes (the host target, or no target): wide int16 dot products;
+      "mcu"  any other microcontroller (M0+): compact plain C, int8 weights, little scratch.
+    """
+    from . import current_target
+    t = current_target()
+    if t is None or t.isa.get("simd"):
+        return "host"
+    return "dsp" if t.isa.get("dsp") else "mcu"

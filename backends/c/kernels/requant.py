@@ -112,7 +112,23 @@ def output_vars(op, y, scale, prefix: str = "") -> dict:
     scale = np.asarray(scale, F32).reshape(-1)
     return {prefix + "out_ctype": CTYPES[y.type.dtype], prefix + "zp": zy,
             prefix + "lo": c_float(lo - zy), prefix + "hi": c_float(hi - zy),
+            prefix + "ilo": lo, prefix + "ihi": hi,
             prefix + "scale": c_float(scale[0]) if scale.size == 1 else None}
+
+
+def accumulator_bound(bias, weights, x_dtype: str, zx: int) -> np.ndarray:
+    """Per output channel, the largest |acc| a dot product of `weights` [M][K] (zero points subtracted) with
+    any input (x - zx) can reach, bias included."""
+    lo, hi = qrange(x_dtype)
+    reach = max(abs(lo - zx), abs(hi - zx))
+    w = np.abs(np.asarray(weights, np.int64)).reshape(len(weights), -1).sum(axis=1)
+    return np.abs(np.asarray(bias, np.int64)) + reach * w
+
+
+def rounds_in_int32(bound, scale) -> bool:
+    """Can every accumulator be scaled and converted to int32 before it is clamped (see q_macros.store)?"""
+    scaled = np.asarray(bound, np.float64) * np.abs(np.asarray(scale, np.float64))
+    return bool(np.all(scaled < 2.0 ** 30))
 
 
 def bias_values(bias, acc_scale, n: int) -> np.ndarray:

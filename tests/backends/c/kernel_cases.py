@@ -90,15 +90,20 @@ def build_graph(cases, name: str = "kernels") -> Graph:
     return g
 
 
-def run_cases(cases, cflags=None) -> dict:
-    """Emit, build and run every case in one graph; {case name: [outputs]}."""
+def run_cases(cases, cflags=None, target="host", emulated=False) -> dict:
+    """Emit (the C of `target`), build and run every case in one graph: with the host's compiler, or with
+    the target's cross compiler in its emulator (`emulated`); {case name: [outputs]}."""
     g = build_graph(cases)
     feeds = [np.ascontiguousarray(_arg(a).data) for c in cases for a in c.operands
              if a is not None and not _arg(a).const]
-    g = lower(g, "host", passes=["memory_plan"])
+    g = lower(g, target, passes=["memory_plan"])
     with tempfile.TemporaryDirectory(prefix="edgecc-kernels-") as d:
-        backend_for("host").emit(g, d)
-        outs = build_and_run(d, g, feeds, cflags=cflags if cflags is not None else STRICT_CFLAGS)
+        backend_for(target).emit(g, d)
+        if emulated:
+            from edgecc.backends.c import emulator
+            outs = emulator.build_and_run(d, g, feeds, target, cflags=cflags).outputs
+        else:
+            outs = build_and_run(d, g, feeds, cflags=cflags if cflags is not None else STRICT_CFLAGS)
     got, at = {}, 0
     for c in cases:
         got[c.name] = outs[at:at + len(c.expected)]

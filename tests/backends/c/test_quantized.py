@@ -1,7 +1,8 @@
 """Integer (quantized) C kernels against onnxruntime: for each op a one-op IR graph with quantized
 types, and the equivalent QDQ ONNX model (DequantizeLinear -> op -> QuantizeLinear) run in
 onnxruntime for the expected stored integers. All cases build as one graph (strict flags), a few also
-under the sanitizers. `python tests/backends/c/test_quantized.py` prints, per op, the exact fraction
+under the sanitizers; the same cases also as the Cortex-M7's C (DSP-extension kernels), on the host and on
+the emulated M7. `python tests/backends/c/test_quantized.py` prints, per op, the exact fraction
 and the largest difference in LSB."""
 from __future__ import annotations
 
@@ -94,6 +95,19 @@ conv_case("conv_nchw_dw", 8, 8, (9, 9), 3, cl=0, group=8)
 conv_case("conv_u8", 8, 8, (9, 9), 3, dt="u8")
 conv_case("conv_u8_dw", 8, 8, (9, 9), 3, dt="u8", group=8)
 conv_case("conv_relu", 8, 8, (9, 9), 3, act="relu")
+# shapes that take the other branches of the DSP and host kernels (kernels/qdsp.py, qdot.py): 3 channels
+# (scalar gathers), one channel with 4-wide rows, an odd number of output channels, pixel counts that are
+# not a multiple of the block, dilation, depthwise rows longer than the unrolled ones, 5x5 and 2x2 taps
+conv_case("conv_c3_s2", 3, 8, (15, 15), 3, stride=2)
+conv_case("conv_c1_4wide", 1, 5, (12, 9), 4, stride=2, pads=[1, 1, 2, 2])
+conv_case("conv_1x1_odd_m", 16, 7, (5, 4), 1, pads=[0, 0, 0, 0])
+conv_case("conv_dilated_s2", 8, 8, (11, 11), 3, stride=2, dil=2, pads=[2, 2, 2, 2])
+conv_case("conv_dw_wide", 8, 8, (5, 40), 3, group=8)
+conv_case("conv_dw_wide_s2", 16, 16, (6, 37), 3, group=16, stride=2, act="relu")
+conv_case("conv_dw_5x5", 8, 8, (9, 9), 5, group=8)
+conv_case("conv_dw_2x2", 8, 8, (8, 8), 2, group=8, pads=[0, 0, 1, 1])
+conv_case("conv_dw_c12", 12, 12, (7, 7), 3, group=12)
+conv_case("conv_dw_dilated", 8, 8, (9, 9), 3, group=8, dil=2, pads=[2, 2, 2, 2])
 
 
 # ---- fully_connected / matmul / gemm -----------------------------------------------------------
@@ -125,6 +139,9 @@ fc_case("fc_relu_rows", 3, 100, 10, act="relu")
 fc_case("fc_pertensor", 2, 256, 2, per_channel=False)
 fc_case("fc_u8", 2, 64, 16, dt="u8")
 fc_case("fc_float_out", 2, 64, 8, out="f")
+fc_case("fc_k_odd", 1, 30, 9)
+fc_case("fc_rows5", 5, 64, 6)
+fc_case("fc_640", 1, 640, 20, act="relu")
 fc_case("gemm_transb", 2, 48, 16, kind="gemm")
 fc_case("matmul_const_b", 4, 32, 16, kind="matmul")
 # onnxruntime keeps this pattern as a float MatMul (float32 accumulation): 1 LSB at near ties
@@ -320,15 +337,51 @@ def strict_run():
     return run_cases(CASES, cflags=STRICT_CFLAGS)
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
-def test_against_onnxruntime(case, strict_run):
-    y, e = strict_run[case.name][0], case.expected[0]
+def check_case(case, y):
+    e = case.expected[0]
     assert y.shape == e.shape and y.dtype == e.dtype
     if e.dtype == np.float32:
         np.testing.assert_allclose(y, e, rtol=case.rtol or 1e-5, atol=case.atol or 1e-5, err_msg=case.name)
         return
     _, worst = lsb_report(case.name, y, e)
     assert worst <= ALLOWED_LSB.get(case.name, 0), f"{case.name}: {worst} LSB off onnxruntime"
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_against_onnxruntime(case, strict_run):
+    check_case(case, strict_run[case.name][0])
+
+
+# The Cortex-M7's C (the DSP-extension kernels, kernels/qdsp.py) built for the host: the prelude's plain C
+# stand-ins for the intrinsics compute the same integers, so the same expectations hold; the emulated M7
+# runs the intrinsics themselves.
+DSP_TARGET = "cortex-m7"
+DSP_CASES = [c for c in CASES if c.kind in ("conv", "fully_connected", "matmul", "gemm")]  # the others: same C
+
+
+@pytest.fixture(scope="module")
+def dsp_run():
+    return run_cases(DSP_CASES, cflags=STRICT_CFLAGS, target=DSP_TARGET)
+
+
+@pytest.mark.parametrize("case", DSP_CASES, ids=lambda c: c.name)
+def test_dsp_kernels_on_the_host(case, dsp_run):
+    check_case(case, dsp_run[case.name][0])
+
+
+def have_arm() -> bool:
+    from edgecc.backends.c import emulator
+    return emulator.missing(DSP_TARGET) is None
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not have_arm(), reason="needs arm-none-eabi-gcc, libnewlib-arm-none-eabi and qemu-system-arm")
+def test_dsp_kernels_on_the_emulated_m7(dsp_run):
+    got = run_cases(DSP_CASES, cflags=["-Wall", "-Wextra", "-Werror"], target=DSP_TARGET, emulated=True)
+    for c in DSP_CASES:
+        check_case(c, got[c.name][0])
+        if c.expected[0].dtype != np.float32:  # integers: bit for bit what the host build of the same C gave
+            np.testing.assert_array_equal(got[c.name][0], dsp_run[c.name][0], err_msg=c.name)
 
 
 def test_sanitizers():
@@ -340,6 +393,14 @@ def test_sanitizers():
         y, e = got[c.name][0], c.expected[0]
         if e.dtype != np.float32:
             assert lsb_report(c.name, y, e)[1] <= ALLOWED_LSB.get(c.name, 0), c.name
+
+
+def test_sanitizers_dsp_kernels():
+    picked = [c for c in CASES if c.name in ("conv_asym_pad", "conv_c1_4wide", "conv_1x1_odd_m", "conv_dw_wide_s2",
+                                             "conv_dw_5x5", "conv_dw_2x2", "fc_k_odd", "fc_640", "fc_float_out")]
+    got = run_cases(picked, cflags=STRICT_CFLAGS + SANITIZE_CFLAGS + ["-O0"], target=DSP_TARGET)
+    for c in picked:
+        check_case(c, got[c.name][0])
 
 
 if __name__ == "__main__":
