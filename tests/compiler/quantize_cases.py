@@ -1,0 +1,42 @@
+"""A small float ONNX CNN and calibration data for the quantization tests."""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+
+def float_cnn(path) -> str:
+    """conv-relu, residual add, max pool, conv with leaky relu, global average pool, flatten, gemm,
+    softmax: a bit of everything the int8 scheme covers."""
+    rng = np.random.default_rng(3)
+
+    def init(name, *shape, scale=0.3):
+        return numpy_helper.from_array((rng.standard_normal(shape) * scale).astype(np.float32), name)
+
+    nodes = [
+        helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], name="conv1", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+        helper.make_node("Conv", ["r1", "w2"], ["c2"], name="conv2", pads=[1, 1, 1, 1]),
+        helper.make_node("Add", ["c2", "r1"], ["sum"], name="residual"),
+        helper.make_node("MaxPool", ["sum"], ["p"], name="pool", kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("Conv", ["p", "w3", "b3"], ["c3"], name="conv3"),
+        helper.make_node("LeakyRelu", ["c3"], ["l3"], name="leaky", alpha=0.1),
+        helper.make_node("GlobalAveragePool", ["l3"], ["g"], name="gap"),
+        helper.make_node("Flatten", ["g"], ["f"], name="flatten"),
+        helper.make_node("Gemm", ["f", "w4", "b4"], ["logits"], name="fc", transB=1),
+        helper.make_node("Softmax", ["logits"], ["prob"], name="softmax", axis=1),
+    ]
+    inits = [init("w1", 4, 2, 3, 3), init("b1", 4, scale=0.1), init("w2", 4, 4, 3, 3), init("w3", 6, 4, 1, 1),
+             init("b3", 6, scale=0.1), init("w4", 5, 6), init("b4", 5, scale=0.1)]
+    graph = helper.make_graph(nodes, "cnn", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 8, 8])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 5]),
+                               helper.make_tensor_value_info("prob", TensorProto.FLOAT, [1, 5])], inits)
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    onnx.save(m, path)
+    return str(path)
+
+
+def calibration(n=32, seed=0):
+    return {"x": np.random.default_rng(seed).random((n, 1, 2, 8, 8)).astype(np.float32)}
