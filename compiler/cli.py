@@ -1,6 +1,9 @@
 """The `edgecc` command line: a thin layer over compiler/driver.py.
 
-    edgecc MODEL [--target T] [-o OUT] [--name NAME] [--emit ir|c] [--input-shape NAME=1,3,96,96] [--debug]
+    edgecc MODEL [--target T] [-o OUT] [--name NAME] [--emit ir|c|report] [--input-shape NAME=1,3,96,96] [--debug]
+           [--sram SIZE] [--flash SIZE]
+    edgecc MODEL --quantize int8 --calibration DATA.npz [--calibration-method minmax|percentile|entropy]
+           [--io float|int8] [--keep-float NODE,...] [--emit c|ir|onnx|report] ...
     edgecc verify MODEL [--target host] [--data golden.npz] [--input-shape ...] [--name NAME] [--debug]
     edgecc targets
 
@@ -44,8 +47,63 @@ def compile_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("-o", "--output", metavar="OUT",
                    help=f"output directory for --emit c (default: {DEFAULT_C_OUT}); file for --emit ir (default: stdout)")
-    p.add_argument("--emit", choices=("ir", "c"), default="c", help="what to write (default: c)")
+    p.add_argument("--emit", choices=("ir", "c", "onnx", "report"), default="c",
+                   help="what to write (default: c); onnx (QDQ) goes with --quantize; report: with --quantize "
+                        "the quantization report, else the C and report.html (memory per layer, plotted)")
+    _quantization_options(p)
+    _memory_options(p)
     return p
+
+
+def _size(text: str) -> int:
+    from .memory.budget import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _memory_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("memory budget (bytes; K = 1024, M = 1024 K)")
+    g.add_argument("--sram", type=_size, metavar="SIZE",
+                   help="RAM the model may use, arena and stack (default: the target's); layers are computed in "
+                        "strips until it fits, or the compile is refused with the least that works")
+    g.add_argument("--flash", type=_size, metavar="SIZE",
+                   help="flash the model's constant data may use (default: the target's)")
+
+
+def _quantization_options(p: argparse.ArgumentParser) -> None:
+    from .quantization import DEFAULT_METHOD, IO_KINDS, METHODS
+
+    g = p.add_argument_group("post-training quantization")
+    g.add_argument("--quantize", choices=("int8",), help="quantize a float model to int8 (needs --calibration)")
+    g.add_argument("--calibration", metavar="DATA.npz",
+                   help="calibration samples: one array per model input, named after it, shape [N, *input_shape]")
+    g.add_argument("--calibration-method", choices=METHODS,
+                   help=f"how a tensor's range is chosen from the samples (default: {DEFAULT_METHOD})")
+    g.add_argument("--io", choices=IO_KINDS, help="interface of the quantized model (default: float)")
+    g.add_argument("--keep-float", action="append", default=[], metavar="NODE,...",
+                   help="layers to leave in float (repeatable; names as in --emit report)")
+
+
+def quantization_of(args):
+    """The Quantization the flags ask for, or None; flags that only make sense with --quantize are
+    user errors without it."""
+    from .quantization import DEFAULT_METHOD, Quantization
+    from .quantization.progress import for_stderr
+
+    given = [f for f, v in (("--calibration", args.calibration), ("--calibration-method", args.calibration_method),
+                            ("--io", args.io), ("--keep-float", args.keep_float)) if v]
+    if args.quantize is None:
+        if given:
+            raise EdgeccError(f"{given[0]} goes with --quantize int8")
+        return None
+    if not args.calibration:
+        raise EdgeccError("--quantize int8 needs calibration samples: --calibration DATA.npz")
+    keep = tuple(n.strip() for item in args.keep_float for n in item.split(",") if n.strip())
+    return Quantization(args.calibration, method=args.calibration_method or DEFAULT_METHOD, io=args.io or "float",
+                        keep_float=keep, progress=for_stderr())
 
 
 def verify_parser() -> argparse.ArgumentParser:
@@ -63,11 +121,16 @@ def shapes_of(args) -> dict | None:
 def run_compile(args) -> int:
     from .driver import compile as compile_model
 
-    out = args.output if args.output or args.emit == "ir" else DEFAULT_C_OUT
+    quantize = quantization_of(args)
+    # these may go without -o (to stdout, or nowhere); --emit report without --quantize writes C like --emit c
+    without_dir = ("ir", "onnx", "report") if quantize is not None else ("ir", "onnx")
+    out = args.output if args.output or args.emit in without_dir else DEFAULT_C_OUT
     art = compile_model(args.model, target=args.target, outdir=out, name=args.name, emit=args.emit,
-                        input_shapes=shapes_of(args))
+                        input_shapes=shapes_of(args), quantize=quantize, sram=args.sram, flash=args.flash)
     if args.emit == "ir" and out is None:
         sys.stdout.write(art.ir_text)
+    if args.emit == "report" and out is None:
+        sys.stdout.write(art.report_text)
     return 0
 
 

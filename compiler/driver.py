@@ -3,6 +3,13 @@
     graph = load("kws.onnx")                                     # or a .edgeir file
     art = compile("kws.onnx", target="host", outdir="out/kws", emit="c")
     art.graph, art.paths                                         # the compiled graph, files written
+    art = compile("net.onnx", target="cortex-m7", outdir="out/net", emit="c",
+                  quantize=Quantization("calib.npz"))           # post-training int8 (see below)
+
+With `quantize` (compiler/quantization), the target's pipeline gets the calibrate, quantize_int8 and
+quantization_report passes after its float clean-up (compiler/pipeline.py `quantizing`); emit="ir",
+"onnx" (QDQ ONNX, compiler/onnx_export) and "report" (the quantization report as text) stop there,
+emit="c" runs the rest of the pipeline. art.quantization holds the report (also in report.json).
 
 User errors raise EdgeccError (one line naming the file, node and op). Outputs are written
 atomically: a failure leaves nothing at the output path.
@@ -19,7 +26,7 @@ from edgecc.ir.graph import Graph
 
 from .output import atomic_directory, write_file_atomic
 
-EMITS = ("ir", "c")
+EMITS = ("ir", "c", "onnx", "report")
 
 
 @dataclass
@@ -30,6 +37,8 @@ class Artifacts:
     graph: Graph
     paths: list = field(default_factory=list)
     ir_text: Optional[str] = None
+    quantization: Optional[dict] = None  # the quantization report, when compile quantized
+    report_text: Optional[str] = None  # emit="report": the report as text
 
 
 def load(path, input_shapes: Optional[dict] = None) -> Graph:
@@ -53,17 +62,44 @@ def load(path, input_shapes: Optional[dict] = None) -> Graph:
     return load_onnx(file, input_shapes)
 
 
+def _quantize(graph: Graph, target: str, quantize) -> tuple:
+    """Run the target's pipeline up to the quantization report; (graph, the passes still to run)."""
+    from edgecc.backends.registry import backend_for, get_target
+    from edgecc.compiler.pipeline import lower, quantizing
+
+    t = get_target(target)
+    head, rest = quantizing(backend_for(t).pipeline())
+    graph = lower(graph, t, options=quantize.pass_options(graph), passes=head)
+    return graph, rest
+
+
+def _write_or_keep(outdir: Optional[str], name: str, suffix: str, data) -> list:
+    """Write data to outdir (a file path, or NAME.suffix inside an existing directory) when given."""
+    if outdir is None:
+        return []
+    dest = os.path.join(outdir, f"{name}{suffix}") if os.path.isdir(outdir) else outdir
+    return [write_file_atomic(dest, data)]
+
+
 def compile(model: Union[str, os.PathLike, Graph], target: str = "host", outdir: Optional[str] = None,
-            name: str = "model", emit: str = "ir", input_shapes: Optional[dict] = None) -> Artifacts:
+            name: str = "model", emit: str = "ir", input_shapes: Optional[dict] = None,
+            quantize=None, sram: Optional[int] = None, flash: Optional[int] = None) -> Artifacts:
     """Compile `model` (a path or a Graph) for `target`.
 
     emit="ir": the imported graph as textual IR, written to `outdir` when given (a file path, or
     NAME.edgeir inside an existing directory). emit="c": the target's pipeline, then its backend
-    writes C sources into the directory `outdir`.
+    writes C sources into the directory `outdir`. `quantize`: a compiler.quantization.Quantization
+    (post-training int8); emit="onnx" (needs `outdir`, a file) goes with it, and so does emit="report"
+    for the quantization report; without `quantize`, emit="report" is emit="c" plus report.html, the
+    memory per layer plotted against the budget. `sram`, `flash`: budgets in bytes (default: the
+    target's); a model whose plan cannot fit is refused with the least that works (EdgeccError).
     """
     if emit not in EMITS:
         raise EdgeccError(f"unknown output kind '{emit}' (known: {', '.join(EMITS)})")
-    if emit == "c":
+    memory_report = emit == "report" and quantize is None
+    if emit == "onnx" and outdir is None:
+        raise EdgeccError("emitting ONNX needs an output file (-o MODEL.onnx)")
+    if emit == "c" or memory_report:
         from edgecc.backends.registry import get_target
 
         if outdir is None:
@@ -71,6 +107,19 @@ def compile(model: Union[str, os.PathLike, Graph], target: str = "host", outdir:
         get_target(target)  # an unknown target fails before the model is read
     # the pipeline changes a graph in place: a caller's own graph is left as it was
     graph = copy.deepcopy(model) if isinstance(model, Graph) else load(model, input_shapes)
+    rest = None
+    if quantize is not None:
+        graph, rest = _quantize(graph, target, quantize)
+    report = graph.meta.get("quantization")
+    if emit == "report" and not memory_report:
+        from .quantization.report import format_report
+
+        text = format_report(report)
+        return Artifacts(graph, _write_or_keep(outdir, name, ".txt", text), quantization=report, report_text=text)
+    if emit == "onnx":
+        from .onnx_export import qdq_model_bytes
+
+        return Artifacts(graph, _write_or_keep(outdir, name, ".onnx", qdq_model_bytes(graph)), quantization=report)
     if emit == "ir":
         from edgecc.ir import print_graph
 
@@ -82,9 +131,15 @@ def compile(model: Union[str, os.PathLike, Graph], target: str = "host", outdir:
     from edgecc.backends.registry import backend_for
     from edgecc.compiler.pipeline import lower
 
-    graph = lower(graph, target)
+    budgets = {k: v for k, v in (("sram", sram), ("flash", flash)) if v is not None}
+    graph = lower(graph, target, options=dict(budgets, file="" if isinstance(model, Graph) else str(model)),
+                  passes=rest)
     dest = os.path.abspath(outdir)
     with atomic_directory(dest) as tmp:
         written = backend_for(target).emit(graph, tmp, name=name) or []
+        if memory_report:
+            from .memory.report import write_html
+
+            written.append(write_html(tmp))
     paths = sorted(os.path.join(dest, os.path.relpath(os.path.join(tmp, p), tmp)) for p in written)
-    return Artifacts(graph, paths)
+    return Artifacts(graph, paths, quantization=report)

@@ -41,16 +41,20 @@ def _parents_of(dest: str):
         raise
 
 
-def write_file_atomic(dest: str, text: str) -> str:
-    """Write text to dest (replacing it) through a temporary file renamed at the end."""
+def write_file_atomic(dest: str, text) -> str:
+    """Write text (or bytes) to dest (replacing it) through a temporary file renamed at the end."""
     dest = os.path.abspath(dest)
     if os.path.isdir(dest):
         raise EdgeccError(f"{dest}: is a directory")
     with _parents_of(dest):
         tmp = _temporary_name(dest)
         try:
-            with open(tmp, "x", encoding="utf-8", newline="\n") as f:
-                f.write(text)
+            if isinstance(text, bytes):
+                with open(tmp, "xb") as f:
+                    f.write(text)
+            else:
+                with open(tmp, "x", encoding="utf-8", newline="\n") as f:
+                    f.write(text)
             os.chmod(tmp, 0o666 & ~_umask())
             os.replace(tmp, dest)
         except BaseException:

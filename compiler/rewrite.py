@@ -103,7 +103,8 @@ class Rewriter:
 
     def const(self, base: str, data, type: TensorType) -> Value:
         """A new constant holding `data` (cast to the type's element type)."""
-        v = Value(self.name(base), type, np.ascontiguousarray(np.asarray(data).astype(type.np_dtype)))
+        # np.require keeps rank-0 data rank 0 (np.ascontiguousarray would make it shape (1,))
+        v = Value(self.name(base), type, np.require(np.asarray(data).astype(type.np_dtype), requirements="C"))
         assert v.data.shape == tuple(type.shape), f"constant {base}: data {v.data.shape} vs type {type.shape}"
         self.graph.constants.append(v)
         return v

@@ -11,6 +11,9 @@ def _prod(xs) -> int:
 def macs(op) -> int:
     """Multiply-accumulates one run of `op` performs (0 for ops that do not multiply-accumulate)."""
     k = op.kind
+    if k == "tiled":  # the body strip by strip: halo rows count each time they are computed
+        from .tiling import chain, computed_macs
+        return computed_macs(chain(op.regions[0]), op.attrs["rows"], macs)
     if k == "conv":
         w = op.operands[1].type.shape
         return op.result.type.size * _prod(w[1:])

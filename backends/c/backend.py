@@ -13,6 +13,7 @@ import re
 import numpy as np
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from edgecc.compiler.memory.report import memory_section
 from edgecc.ir.analysis import macs, weight_bytes
 
 from ..base import Backend
@@ -39,6 +40,20 @@ def c_values(data: np.ndarray, dtype: str) -> str:
         items = [c_int(x, dtype) for x in flat.astype(np.int64)]
     lines = [", ".join(items[i:i + VALUES_PER_LINE]) for i in range(0, len(items), VALUES_PER_LINE)]
     return ",\n  ".join(lines)
+
+
+def _interface_quant(v) -> dict:
+    """scale and zero_point (C literals) of a per-tensor quantized model input or output, for the header."""
+    q = v.type.quant
+    if q is None or q.per_axis:
+        return dict(scale=None, zero_point=None)
+    return dict(scale=c_float(q.scale[0]), zero_point=c_int(q.zero_point[0], "i32"))
+
+
+def _constants(graph) -> list:
+    """The graph's constants, then those of the bodies of its tiled ops (which their strips read)."""
+    inner = [c for op in graph.ops if op.kind == "tiled" for r in op.regions for c in r.constants]
+    return list(graph.constants) + [c for c in inner if c not in set(graph.constants)]
 
 
 def shape_text(v) -> str:
@@ -72,6 +87,12 @@ class CBackend(Backend):
         from edgecc.compiler.passes.memory_plan import is_view
         return 0 if is_view(op) else self.kernel(op).scratch
 
+    def inplace_operands(self, op) -> list:
+        """(operand index, byte offset of its buffer inside the result's) for each operand the op's kernel
+        may overwrite with its result (backends/c/inplace.py); the memory planner picks one that dies here."""
+        from .inplace import inplace_operands
+        return inplace_operands(op, self.kernel(op))
+
     # ---- emit ----------------------------------------------------------------------------
     def emit(self, graph, outdir: str, name: str = "model") -> list:
         from edgecc.compiler.passes.memory_plan import is_view
@@ -92,47 +113,33 @@ class CBackend(Backend):
         consts = {}
         const_decls = []
         needed = self._needed_constants(graph)
-        for c in graph.constants:
+        for c in _constants(graph):
             if c.type.size == 0 or c not in needed:
                 continue
             cname = consts[c] = names(c.name, "w_")
             const_decls.append(dict(name=cname, ctype=CTYPES[c.type.dtype], size=c.type.size,
                                     init=c_values(c.data, c.type.dtype), comment=shape_text(c) + " " + c.type.dtype))
-        layers, report_layers = [], []
+        layers, report_layers, preludes, tables_seen = [], [], [], {}
         for i, op in enumerate(graph.ops):
             if is_view(op):
                 report_layers.append(self._report_row(op, plan, "view"))
                 continue
             k = self.kernel(op)
             fn = names(op.name or op.results[0].name, "layer_")
-            tables = []
-            for suffix, arr in k.consts:
-                dt = {np.dtype("float32"): "f32", np.dtype("int32"): "i32", np.dtype("int8"): "i8",
-                      np.dtype("int16"): "i16", np.dtype("uint8"): "u8", np.dtype("int64"): "i64"}[arr.dtype]
-                tables.append(dict(name=f"{fn}_{suffix}", ctype=CTYPES[dt], size=max(arr.size, 1),
-                                   init=c_values(arr if arr.size else np.zeros(1, arr.dtype), dt)))
-            # restrict: the memory plan never overlaps a result with an operand or the scratch, and
-            # gcc honours restrict only on parameters (it needs it to vectorize read-modify-write loops)
-            params = [f"const {CTYPES[v.type.dtype]} *restrict x{j}" if v is not None else f"const void *x{j}"
-                      for j, v in enumerate(op.operands)]
-            params += [f"{CTYPES[r.type.dtype]} *restrict y{j}" for j, r in enumerate(op.results)]
+            for suffix, sub, sk in k.subops:  # functions the layer calls come first (kernels/tiled.py)
+                layers.append(self._function(env, sub, sk, f"{fn}_{suffix}", consts, tables_seen, preludes, inner=True))
+            layer = self._function(env, op, k, fn, consts, tables_seen, preludes, aliased=plan.inplace.get(op))
             args = [pointer(v, True) for v in op.operands] + [pointer(r, False) for r in op.results]
             if k.scratch:
-                params.append("uint8_t *restrict scratch")
                 args.append(f"ARENA({plan.scratch[op][0]})")
-            tvars = dict(k.vars, fn=fn)
-            body = env.get_template("ops/" + k.template).render(**tvars)
-            used = set(re.findall(r"\b[xy]\d+\b", body))
-            unused = [p for p in [f"x{j}" for j in range(len(op.operands))] + [f"y{j}" for j in range(len(op.results))]
-                      if p not in used]
-            layers.append(dict(fn=fn, params=", ".join(params) or "void", args=", ".join(args), body=body.rstrip(),
-                               tables=tables, unused=unused,
-                               comment=f"{op.kind} {' '.join(shape_text(v) for v in op.inputs())} -> "
-                                       f"{' '.join(shape_text(r) for r in op.results)}, {macs(op):,} MACs"))
+            layers.append(dict(layer, args=", ".join(args)))
             report_layers.append(self._report_row(op, plan, fn))
-        ins = [dict(ptr=pointer(v, False), bytes=v.type.nbytes, ctype=CTYPES[v.type.dtype]) for v in graph.inputs]
-        outs = [dict(ptr=pointer(v, True), bytes=v.type.nbytes, ctype=CTYPES[v.type.dtype]) for v in graph.outputs]
+        ins = [dict(ptr=pointer(v, False), bytes=v.type.nbytes, ctype=CTYPES[v.type.dtype], **_interface_quant(v))
+               for v in graph.inputs]
+        outs = [dict(ptr=pointer(v, True), bytes=v.type.nbytes, ctype=CTYPES[v.type.dtype], **_interface_quant(v))
+                for v in graph.outputs]
         ctx = dict(api=api, API=api.upper(), inputs=ins, outputs=outs, consts=const_decls, layers=layers,
+                   preludes=[env.get_template(p).render() for p in preludes],
                    arena_bytes=max(plan.arena_bytes, 16), target=self.target.name, cflags=" ".join(self.target.cflags))
         files = {f"{api}.h": "model.h.j2", f"{api}.c": "model.c.j2", "Makefile": "Makefile.j2",
                  "CMakeLists.txt": "CMakeLists.txt.j2"}
@@ -145,8 +152,11 @@ class CBackend(Backend):
             written.append(path)
         report = dict(model=api, target=self.target.name, arena_bytes=plan.arena_bytes,
                       arena_lower_bound=plan.lower_bound, timeline=plan.timeline,
-                      weight_bytes=int(sum(c.type.nbytes for c in graph.constants)),
-                      macs=int(sum(macs(op) for op in graph.ops)), layers=report_layers)
+                      weight_bytes=int(sum(c.type.nbytes for c in _constants(graph))),
+                      macs=int(sum(macs(op) for op in graph.ops)), layers=report_layers,
+                      memory=memory_section(plan))
+        if "quantization" in graph.meta:  # the quantization report (compiler/passes/quantization_report.py)
+            report["quantization"] = graph.meta["quantization"]
         path = os.path.join(outdir, "report.json")
         with open(path, "w", newline="\n") as f:
             json.dump(report, f, indent=1, sort_keys=True)
@@ -154,14 +164,61 @@ class CBackend(Backend):
         written.append(path)
         return written
 
+    def _function(self, env, op, k, fn, consts, tables_seen, preludes, inner=False, aliased=None) -> dict:
+        """One layer function: its tables, parameters and body. `aliased`: the operand index the result
+        overwrites (in place). `inner`: a function another layer calls, taking only run-time operands,
+        results and scratch; its constant operands are local pointers to their arrays."""
+        tables = []
+        for suffix, arr in k.consts:
+            dt = {np.dtype("float32"): "f32", np.dtype("int32"): "i32", np.dtype("int8"): "i8",
+                  np.dtype("int16"): "i16", np.dtype("uint8"): "u8", np.dtype("int64"): "i64"}[arr.dtype]
+            name, ctype, size = f"{fn}_{suffix}", CTYPES[dt], max(arr.size, 1)
+            init = c_values(arr if arr.size else np.zeros(1, arr.dtype), dt)
+            # a table some layer already has (the strips of a tiled layer share their weights) is that one
+            first = tables_seen.setdefault((ctype, size, init), name)
+            tables.append(dict(name=name, ctype=ctype, size=size, init=init, alias=first if first != name else None))
+        # restrict: the memory plan never overlaps a result with an operand or the scratch, but where the
+        # op runs in place (those two lose it); gcc honours restrict only on parameters (it needs it to
+        # vectorize read-modify-write loops)
+        params, local = [], []  # local: (operand index, declaration) of an inner function's constants
+        for j, v in enumerate(op.operands):
+            if v is None and inner:
+                local.append((j, f"const void *x{j}"))
+            elif v is None:
+                params.append(f"const void *x{j}")
+            elif inner and v.is_const:
+                local.append((j, f"const {CTYPES[v.type.dtype]} *restrict x{j}"))
+            else:
+                params.append(f"const {CTYPES[v.type.dtype]} *{'' if j == aliased else 'restrict '}x{j}")
+        params += [f"{CTYPES[r.type.dtype]} *{'' if j == 0 and aliased is not None else 'restrict '}y{j}"
+                   for j, r in enumerate(op.results)]
+        if k.scratch:
+            params.append("uint8_t *restrict scratch")
+        preludes += [p for p in k.prelude if p not in preludes]
+        body = env.get_template("ops/" + k.template).render(**dict(k.vars, fn=fn))
+        used = set(re.findall(r"\b[xy]\d+\b", body))
+        decls = [f"  {d} = {consts.get(op.operands[j], 'NULL')};" + ("" if f"x{j}" in used else f" (void)x{j};")
+                 for j, d in local]
+        unused = [p for p in [f"x{j}" for j in range(len(op.operands)) if j not in dict(local)]
+                  + [f"y{j}" for j in range(len(op.results))] if p not in used]
+        return dict(fn=fn, params=", ".join(params) or "void", body="\n".join(decls + [body.rstrip()]),
+                    tables=tables, unused=unused, invoked=not inner,
+                    comment=f"{op.kind} {' '.join(shape_text(v) for v in op.inputs())} -> "
+                            f"{' '.join(shape_text(r) for r in op.results)}, {macs(op):,} MACs")
+
     def _needed_constants(self, graph) -> set:
         """Constants some reader takes from the C file: a kernel that carries an operand's data itself
         (Kernel.replaced, e.g. reordered weights) does not need the original array."""
         from edgecc.compiler.passes.memory_plan import is_view
         needed = {v for v in graph.outputs if v.is_const}
         for op in graph.ops:
-            replaced = () if is_view(op) else self.kernel(op).replaced
-            needed.update(v for j, v in enumerate(op.operands) if v is not None and v.is_const and j not in replaced)
+            readers = [(op, ())]
+            if not is_view(op):
+                k = self.kernel(op)
+                readers = [(op, k.replaced)] + [(sub, sk.replaced) for _, sub, sk in k.subops]
+            for reader, replaced in readers:
+                needed.update(v for j, v in enumerate(reader.operands)
+                              if v is not None and v.is_const and j not in replaced)
         return needed
 
     @staticmethod

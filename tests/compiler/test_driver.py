@@ -79,7 +79,7 @@ def fake_c(monkeypatch):
     pipeline = pytest.importorskip("edgecc.compiler.pipeline")
     state = {"fail": False}
     monkeypatch.setattr(registry, "backend_for", lambda target: FakeBackend(state["fail"]))
-    monkeypatch.setattr(pipeline, "lower", lambda graph, target: graph)
+    monkeypatch.setattr(pipeline, "lower", lambda graph, target, **options: graph)
     return state
 
 
