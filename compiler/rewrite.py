@@ -24,7 +24,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from edgecc.ir.graph import Op, Value
+from edgecc.ir.graph import Op, Value, fresh_name
 from edgecc.ir.ops import fill_defaults, infer_shapes
 from edgecc.ir.types import TensorType
 
@@ -92,11 +92,7 @@ class Rewriter:
     # ---- builders --------------------------------------------------------------------------
     def name(self, base: str) -> str:
         """A value name not yet used in the graph, derived from `base`."""
-        name, i = base, 1
-        while name in self._taken:
-            name, i = f"{base}_{i}", i + 1
-        self._taken.add(name)
-        return name
+        return fresh_name(base, self._taken)
 
     def value(self, base: str, type: TensorType) -> Value:
         return Value(self.name(base), type)

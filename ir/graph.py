@@ -14,6 +14,16 @@ import numpy as np
 from .types import TensorType
 
 
+def fresh_name(base: str, taken: set, reserve: bool = True) -> str:
+    """`base`, or `base_1`, `base_2`, ...: the first not in `taken` (added to it when `reserve`)."""
+    name, i = base, 1
+    while name in taken:
+        name, i = f"{base}_{i}", i + 1
+    if reserve:
+        taken.add(name)
+    return name
+
+
 @dataclass(eq=False)
 class Value:
     name: str
@@ -112,13 +122,7 @@ class Graph:
         return v
 
     def unique_name(self, base: str) -> str:
-        taken = {v.name for v in self.values()}
-        if base not in taken:
-            return base
-        i = 1
-        while f"{base}_{i}" in taken:
-            i += 1
-        return f"{base}_{i}"
+        return fresh_name(base, {v.name for v in self.values()}, reserve=False)
 
     def toposort(self) -> None:
         """Order ops so that every operand is defined before use (stable for sorted input)."""

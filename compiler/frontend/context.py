@@ -14,7 +14,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from edgecc.ir.errors import EdgeccError
-from edgecc.ir.graph import Graph, Op, Value
+from edgecc.ir.graph import Graph, Op, Value, fresh_name
 from edgecc.ir.ops import fill_defaults
 from edgecc.ir.types import Quant, TensorType
 
@@ -87,11 +87,7 @@ class LiftContext:
         return self.graph.add_constant(name, data, t.with_(quant=quant))
 
     def op_name(self, base: str) -> str:
-        name, i = base, 1
-        while name in self.op_names:
-            name, i = f"{base}_{i}", i + 1
-        self.op_names.add(name)
-        return name
+        return fresh_name(base, self.op_names)
 
 
 class NodeView:

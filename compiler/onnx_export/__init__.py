@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from edgecc.ir.errors import EdgeccError
+from edgecc.ir.graph import fresh_name
 
 from .ops import ACTIVATIONS, ONNX_OPS, OPSET
 
@@ -42,11 +43,7 @@ class _Writer:
         self.views: dict = {}  # quantized Value -> name of its dequantized (float) tensor
 
     def name(self, base: str) -> str:
-        name, i = base, 1
-        while name in self.taken:
-            name, i = f"{base}_{i}", i + 1
-        self.taken.add(name)
-        return name
+        return fresh_name(base, self.taken)
 
     def init(self, base: str, data: np.ndarray, exact: bool = False) -> str:
         name = base if exact else self.name(base)
