@@ -14,7 +14,9 @@ import numpy as np
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from edgecc.compiler.memory.report import memory_section
+from edgecc.compiler.passes.memory_plan import is_view
 from edgecc.ir.analysis import macs, weight_bytes
+from edgecc.ir.types import dtype_name
 
 from ..base import Backend
 from .kernels import CTYPES, Unsupported, c_float, c_int, select
@@ -84,7 +86,6 @@ class CBackend(Backend):
         return None
 
     def scratch_bytes(self, op) -> int:
-        from edgecc.compiler.passes.memory_plan import is_view
         return 0 if is_view(op) else self.kernel(op).scratch
 
     def inplace_operands(self, op) -> list:
@@ -95,7 +96,6 @@ class CBackend(Backend):
 
     # ---- emit ----------------------------------------------------------------------------
     def emit(self, graph, outdir: str, name: str = "model") -> list:
-        from edgecc.compiler.passes.memory_plan import is_view
 
         plan = graph.meta["memory_plan"]
         api = c_identifier(name).lower()
@@ -170,8 +170,7 @@ class CBackend(Backend):
         results and scratch; its constant operands are local pointers to their arrays."""
         tables = []
         for suffix, arr in k.consts:
-            dt = {np.dtype("float32"): "f32", np.dtype("int32"): "i32", np.dtype("int8"): "i8",
-                  np.dtype("int16"): "i16", np.dtype("uint8"): "u8", np.dtype("int64"): "i64"}[arr.dtype]
+            dt = dtype_name(arr.dtype)
             name, ctype, size = f"{fn}_{suffix}", CTYPES[dt], max(arr.size, 1)
             init = c_values(arr if arr.size else np.zeros(1, arr.dtype), dt)
             # a table some layer already has (the strips of a tiled layer share their weights) is that one
@@ -209,7 +208,6 @@ class CBackend(Backend):
     def _needed_constants(self, graph) -> set:
         """Constants some reader takes from the C file: a kernel that carries an operand's data itself
         (Kernel.replaced, e.g. reordered weights) does not need the original array."""
-        from edgecc.compiler.passes.memory_plan import is_view
         needed = {v for v in graph.outputs if v.is_const}
         for op in graph.ops:
             readers = [(op, ())]
