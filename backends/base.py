@@ -5,8 +5,12 @@ from __future__ import annotations
 class Backend:
     name = ""
 
-    def __init__(self, target):
+    # how code size is traded against speed: "balanced" (the default), "speed" or "size"
+    OPTIMIZE = ("balanced", "speed", "size")
+
+    def __init__(self, target, optimize: str = "balanced"):
         self.target = target
+        self.optimize = optimize
 
     def pipeline(self) -> list:
         """Pass names to run before emit(), in order (by default the target file's list)."""

@@ -71,13 +71,16 @@ def get_target(name: str) -> Target:
     return t
 
 
-def backend_for(target) -> "object":
-    """An instance of the backend that serves `target` (a Target or a target name)."""
+def backend_for(target, optimize: str = "balanced") -> "object":
+    """An instance of the backend that serves `target` (a Target or a target name); `optimize`: how it
+    trades code size against speed ("balanced", "speed" or "size")."""
     t = get_target(target) if isinstance(target, str) else target
     cls = backends().get(t.backend)
     if cls is None:
         raise EdgeccError(f"target '{t.name}' needs backend '{t.backend}', which is not installed")
-    return cls(t)
+    if optimize not in cls.OPTIMIZE:
+        raise EdgeccError(f"unknown optimization '{optimize}' (known: {', '.join(cls.OPTIMIZE)})")
+    return cls(t, optimize=optimize)
 
 
 def list_targets() -> list:

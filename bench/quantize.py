@@ -11,8 +11,11 @@ image through the generated C, and the logits are compared with onnxruntime's fl
 end-to-end SQNR = 10 log10(sum float^2 / sum (float - int8)^2). The reference is quantize_static (QDQ,
 per-channel int8 weights, int8 activations, MinMax) run by onnxruntime twice: as it runs by default
 (its fused integer kernels; on x86 CPUs without VNNI they saturate int16 sums, which costs it a lot) and
-with graph optimizations off (every QDQ node computed in float: the scheme's own numbers). Flash: the
-cortex-m7 build of the int8 model over the float model's, by cbench m7 (.text + .rodata + .data).
+with graph optimizations off (every QDQ node computed in float: the scheme's own numbers). Flash and
+instructions: the cortex-m7 builds (default optimization, "balanced"), by cbench m7 (.text + .rodata +
+.data of the model's objects; one inference); the int8 flash is given over the float build's. The last
+column runs every test image through the cortex-m7 build in QEMU and counts those whose logits are
+identical to the host C build's.
 """
 from __future__ import annotations
 
@@ -86,13 +89,26 @@ def run_c_many(cbench, srcdir: str, x: np.ndarray, out_shape, out_dtype, work: s
     return np.load(save)
 
 
-def m7_flash(cbench, srcdir: str, x0: np.ndarray, y0: np.ndarray, work: str) -> int:
+def m7_figures(cbench, srcdir: str, x0: np.ndarray, y0: np.ndarray, work: str) -> dict:
+    """cbench m7 on one sample: flash, RAM and instructions of one inference."""
     gold = os.path.join(work, "one.npz")
     np.savez(gold, input_0=x0, output_0=y0)
     res = cbench.run("m7", srcdir, gold, "model", 1, [])
     if not res.get("ok"):
         raise RuntimeError(f"cbench m7 failed: {res}")
-    return int(res["flash"])
+    return res
+
+
+def m7_outputs(srcdir: str, graph, xs: np.ndarray, work: str) -> np.ndarray:
+    """Every sample through the Cortex-M7 build in QEMU (built once, run once per sample)."""
+    from edgecc.backends.c import emulator
+
+    folder = tempfile.mkdtemp(dir=work)
+    elf, _ = emulator.build(srcdir, folder, "cortex-m7", len(graph.inputs), len(graph.outputs))
+    out = graph.outputs[0]
+    shape = graph.inputs[0].type.shape
+    return np.stack([emulator.run(elf, folder, "cortex-m7", [xi.reshape(shape)],
+                                  [(out.type.np_dtype, out.type.shape)])[0][0] for xi in xs])
 
 
 def main(argv=None):
@@ -122,11 +138,12 @@ def main(argv=None):
                      sqnr(ref, ort_default), None))
         rows.append(("ORT quantize_static, QDQ in float", float(np.mean(ort_exact.argmax(1) == labels)),
                      sqnr(ref, ort_exact), None))
-        float_flash = None
+        float_m7 = None
         if not a.no_m7:
             fdir = os.path.join(work, "float_m7")
             compile_model(onnx_path, target="cortex-m7", outdir=fdir, emit="c")
-            float_flash = m7_flash(cbench, fdir, x[0], ref[:1], work)
+            float_m7 = m7_figures(cbench, fdir, x[0], ref[:1], work)
+        rows = [r + ((float_m7["insns"] if float_m7 and i == 0 else None), None) for i, r in enumerate(rows)]
         for method in a.methods.split(","):
             q = Quantization(calib, method=method, io=a.io)
             cdir = os.path.join(work, f"c_{method}")
@@ -136,24 +153,28 @@ def main(argv=None):
             if inp.type.quant is not None:
                 s, z = inp.type.quant.scale[0], inp.type.quant.zero_point[0]
                 xs = np.clip(np.rint(x / np.float32(s)) + z, -128, 127).astype(np.int8)
-            y = run_c_many(cbench, cdir, xs, out.type.shape, out.type.np_dtype, work)
-            y = y.reshape(len(x), -1).astype(np.float64)
+            raw = run_c_many(cbench, cdir, xs, out.type.shape, out.type.np_dtype, work)
+            y = raw.reshape(len(x), -1).astype(np.float64)
             if out.type.quant is not None:
                 y = (y - out.type.quant.zero_point[0]) * out.type.quant.scale[0]
-            ratio = None
-            if float_flash:
+            ratio = insns = same = None
+            if float_m7:
                 mdir = os.path.join(work, f"m7_{method}")
                 art7 = compile_model(onnx_path, target="cortex-m7", outdir=mdir, emit="c", quantize=q)
                 x0 = xs[:1].reshape(art7.graph.inputs[0].type.shape)
-                ratio = m7_flash(cbench, mdir, x0, np.zeros(out.type.shape, out.type.np_dtype), work) / float_flash
+                m7 = m7_figures(cbench, mdir, x0, np.zeros(out.type.shape, out.type.np_dtype), work)
+                ratio, insns = m7["flash"] / float_m7["flash"], m7["insns"]
+                y7 = m7_outputs(mdir, art7.graph, xs, work)
+                same = f"{int(np.sum(np.all(y7.reshape(len(x), -1) == raw.reshape(len(x), -1), axis=1)))}/{len(x)}"
             rows.append((f"edgecc int8 {method} (io {a.io}), C", float(np.mean(y.argmax(1) == labels)),
-                         sqnr(ref, y), ratio))
+                         sqnr(ref, y), ratio, insns, same))
     print(f"digits CNN: {len(calib[input_name])} calibration images, {len(x)} test images; float m7 flash "
-          f"{float_flash if float_flash else '-'} bytes")
-    print(f"{'model':<40} {'accuracy':>8} {'SQNR dB':>8} {'flash vs float':>14}")
-    for name, acc, db, ratio in rows:
+          f"{float_m7['flash'] if float_m7 else '-'} bytes")
+    print(f"{'model':<40} {'accuracy':>8} {'SQNR dB':>8} {'flash vs float':>14} {'m7 insns':>9} {'m7 = host C':>11}")
+    for name, acc, db, ratio, insns, same in rows:
         print(f"{name:<40} {100 * acc:7.2f}% {'-' if db is None else f'{db:.2f}':>8} "
-              f"{'-' if ratio is None else f'{ratio:.3f}x':>14}")
+              f"{'-' if ratio is None else f'{ratio:.3f}x':>14} {'-' if insns is None else insns:>9} "
+              f"{same or '-':>11}")
 
 
 if __name__ == "__main__":

@@ -50,6 +50,10 @@ def compile_parser() -> argparse.ArgumentParser:
     p.add_argument("--emit", choices=("ir", "c", "onnx", "report"), default="c",
                    help="what to write (default: c); onnx (QDQ) goes with --quantize; report: with --quantize "
                         "the quantization report, else the C and report.html (memory per layer, plotted)")
+    p.add_argument("--optimize", choices=("balanced", "speed", "size"), default="balanced",
+                   help="code size against speed (default: balanced, small layers share one compact kernel "
+                        "where their own code would outweigh their weights; speed: every layer its own "
+                        "kernel; size: every layer that can, the compact kernel)")
     _quantization_options(p)
     _memory_options(p)
     return p
@@ -126,7 +130,8 @@ def run_compile(args) -> int:
     without_dir = ("ir", "onnx", "report") if quantize is not None else ("ir", "onnx")
     out = args.output if args.output or args.emit in without_dir else DEFAULT_C_OUT
     art = compile_model(args.model, target=args.target, outdir=out, name=args.name, emit=args.emit,
-                        input_shapes=shapes_of(args), quantize=quantize, sram=args.sram, flash=args.flash)
+                        input_shapes=shapes_of(args), quantize=quantize, sram=args.sram, flash=args.flash,
+                        optimize=args.optimize)
     if args.emit == "ir" and out is None:
         sys.stdout.write(art.ir_text)
     if args.emit == "report" and out is None:

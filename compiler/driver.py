@@ -83,7 +83,8 @@ def _write_or_keep(outdir: Optional[str], name: str, suffix: str, data) -> list:
 
 def compile(model: Union[str, os.PathLike, Graph], target: str = "host", outdir: Optional[str] = None,
             name: str = "model", emit: str = "ir", input_shapes: Optional[dict] = None,
-            quantize=None, sram: Optional[int] = None, flash: Optional[int] = None) -> Artifacts:
+            quantize=None, sram: Optional[int] = None, flash: Optional[int] = None,
+            optimize: str = "balanced") -> Artifacts:
     """Compile `model` (a path or a Graph) for `target`.
 
     emit="ir": the imported graph as textual IR, written to `outdir` when given (a file path, or
@@ -93,6 +94,8 @@ def compile(model: Union[str, os.PathLike, Graph], target: str = "host", outdir:
     for the quantization report; without `quantize`, emit="report" is emit="c" plus report.html, the
     memory per layer plotted against the budget. `sram`, `flash`: budgets in bytes (default: the
     target's); a model whose plan cannot fit is refused with the least that works (EdgeccError).
+    `optimize`: "balanced" (default), "speed" or "size": how the backend trades code size against speed
+    (for the C backend: which small layers share one compact kernel, backends/c/kernels/compact.py).
     """
     if emit not in EMITS:
         raise EdgeccError(f"unknown output kind '{emit}' (known: {', '.join(EMITS)})")
@@ -100,11 +103,11 @@ def compile(model: Union[str, os.PathLike, Graph], target: str = "host", outdir:
     if emit == "onnx" and outdir is None:
         raise EdgeccError("emitting ONNX needs an output file (-o MODEL.onnx)")
     if emit == "c" or memory_report:
-        from edgecc.backends.registry import get_target
-
         if outdir is None:
             raise EdgeccError("emitting C needs an output directory")
-        get_target(target)  # an unknown target fails before the model is read
+        from edgecc.backends.registry import backend_for
+
+        backend = backend_for(target, optimize)  # an unknown target or mode fails before the model is read
     # the pipeline changes a graph in place: a caller's own graph is left as it was
     graph = copy.deepcopy(model) if isinstance(model, Graph) else load(model, input_shapes)
     rest = None
@@ -133,10 +136,11 @@ def compile(model: Union[str, os.PathLike, Graph], target: str = "host", outdir:
 
     budgets = {k: v for k, v in (("sram", sram), ("flash", flash)) if v is not None}
     graph = lower(graph, target, options=dict(budgets, file="" if isinstance(model, Graph) else str(model)),
-                  passes=rest)
+                  backend=backend, passes=rest)
     dest = os.path.abspath(outdir)
     with atomic_directory(dest) as tmp:
-        written = backend_for(target).emit(graph, tmp, name=name) or []
+        # a fresh instance: kernels are chosen again for the graph as lowered
+        written = backend_for(target, optimize).emit(graph, tmp, name=name) or []
         if memory_report:
             from .memory.report import write_html
 

@@ -65,8 +65,8 @@ def shape_text(v) -> str:
 class CBackend(Backend):
     name = "c"
 
-    def __init__(self, target):
-        super().__init__(target)
+    def __init__(self, target, optimize: str = "balanced"):
+        super().__init__(target, optimize)
         self._kernels = {}
 
     def pipeline(self) -> list:
@@ -75,7 +75,7 @@ class CBackend(Backend):
     def kernel(self, op):
         k = self._kernels.get(op)
         if k is None:
-            k = self._kernels[op] = select(op, self.target)
+            k = self._kernels[op] = select(op, self.target, self.optimize)
         return k
 
     def why_not(self, op):

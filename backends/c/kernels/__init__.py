@@ -81,9 +81,12 @@ def current_target():
     return _TARGET.get()
 
 
-def select(op, target=None) -> Kernel:
+def select(op, target=None, optimize: str = "balanced") -> Kernel:
+    """The kernel for `op` on `target` (None: the host); optimize: "balanced", "speed" or "size", how
+    small layers trade code size against speed (compact.py)."""
     load_all()
-    token = _TARGET.set(target)
+    from .compact import optimizing, reset
+    token, mode = _TARGET.set(target), optimizing(optimize)
     try:
         if has_quant(op):
             # integer kernels first (quantized.py); None means "not mine": the float/data-movement registry decides
@@ -97,6 +100,7 @@ def select(op, target=None) -> Kernel:
         return fn(op)
     finally:
         _TARGET.reset(token)
+        reset(mode)
 
 
 # ---- helpers kernels share ----------------------------------------------------------------------

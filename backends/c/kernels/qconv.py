@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import CTYPES, Kernel, Unsupported, c_float
+from . import CTYPES, Kernel, Unsupported, c_float, compact
 from .qdot import conv_strides, depthwise_rows, dot_kernel
 from .qdsp import conv_dsp, depthwise_dsp
 from .quantized import family, quantized
@@ -109,6 +109,9 @@ def qconv(op):
         raise Unsupported("integer conv to float with a float bias")
     v = dict(g, **out, x_ctype=CTYPES[x.type.dtype], w_ctype=CTYPES[w.type.dtype], ZX=zx,
              padded=_padded(g))
+    small = compact.conv(op, g, wt, bias, out, consts, zx, x, w, wzp) if cl else None
+    if small is not None:
+        return small
     wsum = wt.reshape(g["M"], -1).sum(axis=1)
     depthwise = g["group"] == g["C"] == g["M"]
     fam = family()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import CTYPES, Kernel, Unsupported
+from . import CTYPES, Kernel, Unsupported, compact
 from .qconv import out_setup
 from .qdot import dot_kernel, rows_geometry
 from .qdsp import fc_dsp
@@ -41,6 +41,9 @@ def _weights_kernel(op, x, w, wnk, wq, bias, fbias=None, replaced=(), alpha=1.0)
     zw = np.broadcast_to(zw, (n,)).astype(np.int64)
     folded = b - zx * wnk.sum(axis=1) + k * zx * zw
     out, consts = out_setup(op, y, acc_scale, accumulator_bound(b, wnk - zw[:, None], x.type.dtype, zx))
+    small = compact.fully_connected(op, rows, wnk, b, out, consts, zx, x, w, zw, fbias)
+    if small is not None:
+        return small
     fam = family()
     if fam == "host":
         return dot_kernel(rows_geometry(rows, k, n, zx), wnk - zw[:, None], b, out, consts, x, w, fbias)

@@ -11,7 +11,7 @@ Rounding follows onnxruntime's kernels for the QDQ patterns:
 """
 from __future__ import annotations
 
-from . import CTYPES, Kernel, Unsupported, c_float
+from . import CTYPES, Kernel, Unsupported, c_float, compact
 from .quantized import quantized
 from .requant import F32, per_tensor, qrange, requant_table
 
@@ -73,6 +73,9 @@ def qpool(op):
     v = dict(g, in_ctype=CTYPES[x.type.dtype], out_ctype=CTYPES[y.type.dtype], kind=op.kind)
     acc_bytes = 4 * g["C"] if g["CL"] else 0  # channels last: a row of accumulators (float or int32)
     if op.kind == "max_pool":
+        small = compact.max_pool(op, g, x, y)
+        if small is not None:
+            return small
         extra, consts = _max_setup(x, y)
         return Kernel("q_pool.c.j2", dict(v, **extra), consts=consts, scratch=acc_bytes)
     sx, zx, sy, zy, lo, hi = _avg_quant(op, x, y)

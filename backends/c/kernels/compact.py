@@ -1,0 +1,121 @@
+"""Compact int8 layers: one copy of a small, run-time parameterized kernel that every such layer calls
+with its own shape (a const struct), instead of a kernel specialized to the layer.
+
+The specialized kernels (qdsp.py, and the portable ones of qconv.py/qmatmul.py) fold the layer's shape
+into the code: fast, but each costs about a kilobyte of flash on a Cortex-M. For a layer with a few
+hundred weights and a few thousand MACs that code is most of the layer's flash while its speed hardly
+matters; on a model made of such layers (a digits classifier) the int8 build was 0.58x the float build's
+flash, of which 4.3 KB were kernel code. The choice, per layer:
+  - optimize "speed": always the specialized kernel;
+  - optimize "size": the compact kernel wherever one applies;
+  - optimize "balanced" (the default): the compact kernel when the layer has fewer MACs than the target's
+    [costs] compact_max_macs and fewer weight bytes than a specialized kernel's code (kernel_code_bytes),
+    so it is both cheap to run and dominated by its code. A target without those numbers (the host)
+    keeps the specialized kernels.
+
+What the compact kernels cover: int8 activations and weights (no weight zero point), an int8 result
+requantized per channel or per tensor with a fused relu/relu6/clip as clamp bounds; channels-last convs
+of one group and batch 1 (a fully connected layer is a 1x1 conv over its rows), and int8 max pooling that
+keeps the quantization (codegen_templates/c/compact/). The requantization is onnxruntime's float32
+formula (requant.py), so the results are the same integers as the specialized kernels'.
+"""
+from __future__ import annotations
+
+import contextvars
+
+import numpy as np
+
+from edgecc.ir.analysis import macs, weight_bytes
+
+from . import Kernel, current_target
+from .qdsp import PRELUDE
+from .requant import check_int32
+
+MODES = ("balanced", "speed", "size")
+_MODE: contextvars.ContextVar = contextvars.ContextVar("edgecc_optimize", default="balanced")
+
+
+def optimizing(mode: str):
+    """Set the optimization mode of the select() in progress; returns the token to reset it with."""
+    if mode not in MODES:
+        raise ValueError(f"unknown optimization mode '{mode}' (known: {', '.join(MODES)})")
+    return _MODE.set(mode)
+
+
+def reset(token) -> None:
+    _MODE.reset(token)
+
+
+def wanted(op, work=None) -> bool:
+    """Should `op` run through the compact kernel (when one applies)? See the module docstring. `work`:
+    what stands for MACs in an op that has none (a pool's window taps)."""
+    mode = _MODE.get()
+    if mode != "balanced":
+        return mode == "size"
+    t = current_target()
+    costs = t.costs if t is not None else {}
+    max_macs, code = costs.get("compact_max_macs"), costs.get("kernel_code_bytes")
+    if not max_macs or not code:
+        return False
+    return (macs(op) if work is None else work) < max_macs and weight_bytes(op) < code
+
+
+def _applies(out: dict, x, w, zw) -> bool:
+    """int8 x int8 with symmetric weights, to a scaled float result or a requantized int8 one whose scaled
+    accumulator always fits an int32 (requant.rounds_in_int32: the kernel clamps after rounding)."""
+    result = out.get("out_kind") == "float" or (out.get("out_kind") == "q" and out.get("out_ctype") == "int8_t"
+                                                and out.get("int_clamp"))
+    return result and x.type.dtype == w.type.dtype == "i8" and not np.any(np.asarray(zw) != 0)
+
+
+def _fits(shape: dict) -> bool:
+    """Every number fits its field (uint16 sizes, uint8 kernel numbers, int16 zero points)."""
+    return all(0 <= shape[k] < 2**16 for k in ("ih", "iw", "c", "oh", "ow", "m") if k in shape) and \
+        all(0 <= shape[k] < 2**8 for k in ("kh", "kw", "sh", "sw", "dh", "dw", "pt", "pl"))
+
+
+def conv(op, g: dict, wt, bias, out: dict, consts: list, zx: int, x, w, zw):
+    """The compact kernel for a conv when it is wanted and applies, else None. g: qconv._geometry's
+    numbers; wt: int64 weights [M, KH, KW, C]; bias: int64 [M] in accumulator units, not folded (the
+    kernel subtracts the input zero point from each input, so padding contributes nothing)."""
+    if g.get("N", 1) != 1 or g.get("group", 1) != 1 or not _applies(out, x, w, zw) or not wanted(op):
+        return None
+    scales = np.asarray(out["scales"], np.float32).reshape(-1)
+    shape = dict(ih=g["IH"], iw=g["IW"], c=g["C"], oh=g["OH"], ow=g["OW"], m=g["M"], kh=g["KH"], kw=g["KW"],
+                 sh=g["SH"], sw=g["SW"], dh=g["DH"], dw=g["DW"], pt=g["PT"], pl=g["PL"], zx=zx, zy=out["zp"],
+                 lo=out.get("ilo", 0), hi=out.get("ihi", 0), scale_step=1 if scales.size > 1 else 0,
+                 to_float=int(out["out_kind"] == "float"))
+    if not _fits(dict(shape, m=-(-int(np.prod(wt.shape[1:])) // 4) * 4)):  # kpad too
+        return None
+    k = int(np.prod(wt.shape[1:]))
+    kpad = shape["kpad"] = -(-k // 4) * 4
+    rows = g["M"] + g["M"] % 2  # channels go in pairs: an odd last one gets a row of zeros beside it
+    w8 = np.zeros((rows, kpad), np.int8)
+    w8[:g["M"], :k] = np.asarray(wt, np.int64).reshape(g["M"], k)
+    w8 = w8.reshape(rows, kpad // 4, 4)[:, :, [0, 2, 1, 3]].reshape(rows, kpad)  # see the template
+    b32 = np.zeros(rows, np.int32)
+    b32[:g["M"]] = check_int32(bias, "bias")
+    consts = [c for c in consts if c[0] != "scale"] + [("w", w8), ("bias", b32), ("scale", scales)]
+    return Kernel("q_compact_conv.c.j2", dict(shape=shape), scratch=2 * kpad, consts=consts, replaced=(1,),
+                  prelude=PRELUDE + ("compact/conv.c.j2",))
+
+
+def fully_connected(op, rows: int, wnk, bias, out: dict, consts: list, zx: int, x, w, zw, fbias=None):
+    """`rows` rows of K inputs times constant weights wnk [N, K], as a 1x1 conv over `rows` pixels."""
+    if fbias is not None:  # a float bias added after scaling: the specialized kernels only
+        return None
+    n, k = wnk.shape
+    g = dict(IH=1, IW=rows, C=k, OH=1, OW=rows, M=n, KH=1, KW=1, SH=1, SW=1, DH=1, DW=1, PT=0, PL=0)
+    return conv(op, g, np.asarray(wnk).reshape(n, 1, 1, k), bias, out, consts, zx, x, w, zw)
+
+
+def max_pool(op, g: dict, x, y):
+    """The compact kernel for an int8 channels-last max pool that keeps its quantization, when wanted
+    (a pool has no weights: by its MACs-like count of window taps); else None."""
+    if not (g["CL"] and g["N"] == 1 and x.type.dtype == y.type.dtype == "i8" and x.type.quant == y.type.quant):
+        return None
+    shape = dict(ih=g["IH"], iw=g["IW"], c=g["C"], oh=g["OH"], ow=g["OW"], kh=g["KH"], kw=g["KW"], sh=g["SH"],
+                 sw=g["SW"], dh=g["DH"], dw=g["DW"], pt=g["PT"], pl=g["PL"])
+    if not _fits(shape) or not wanted(op, y.type.size * g["KH"] * g["KW"]):
+        return None
+    return Kernel("q_compact_pool.c.j2", dict(shape=shape), prelude=("compact/max_pool.c.j2",))
