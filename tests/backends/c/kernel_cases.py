@@ -90,15 +90,16 @@ def build_graph(cases, name: str = "kernels") -> Graph:
     return g
 
 
-def run_cases(cases, cflags=None, target="host", emulated=False) -> dict:
-    """Emit (the C of `target`), build and run every case in one graph: with the host's compiler, or with
-    the target's cross compiler in its emulator (`emulated`); {case name: [outputs]}."""
+def run_cases(cases, cflags=None, target="host", emulated=False, optimize="balanced") -> dict:
+    """Emit (the C of `target`, kernels chosen for `optimize`), build and run every case in one graph: with
+    the host's compiler, or with the target's cross compiler in its emulator (`emulated`);
+    {case name: [outputs]}."""
     g = build_graph(cases)
     feeds = [np.ascontiguousarray(_arg(a).data) for c in cases for a in c.operands
              if a is not None and not _arg(a).const]
-    g = lower(g, target, passes=["memory_plan"])
+    g = lower(g, target, backend=backend_for(target, optimize), passes=["memory_plan"])
     with tempfile.TemporaryDirectory(prefix="edgecc-kernels-") as d:
-        backend_for(target).emit(g, d)
+        backend_for(target, optimize).emit(g, d)
         if emulated:
             from edgecc.backends.c import emulator
             outs = emulator.build_and_run(d, g, feeds, target, cflags=cflags).outputs

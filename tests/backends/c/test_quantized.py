@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from edgecc.backends.c.runner import SANITIZE_CFLAGS, STRICT_CFLAGS, have_cc
+from edgecc.backends.registry import get_target
 from edgecc.ir.types import Quant
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -354,14 +355,15 @@ def test_against_onnxruntime(case, strict_run):
 
 # The Cortex-M7's C (the DSP-extension kernels, kernels/qdsp.py) built for the host: the prelude's plain C
 # stand-ins for the intrinsics compute the same integers, so the same expectations hold; the emulated M7
-# runs the intrinsics themselves.
+# runs the intrinsics themselves. optimize="speed": every case its specialized kernel (these cases are small
+# enough that "balanced" would give many of them the compact kernel, tested below).
 DSP_TARGET = "cortex-m7"
 DSP_CASES = [c for c in CASES if c.kind in ("conv", "fully_connected", "matmul", "gemm")]  # the others: same C
 
 
 @pytest.fixture(scope="module")
 def dsp_run():
-    return run_cases(DSP_CASES, cflags=STRICT_CFLAGS, target=DSP_TARGET)
+    return run_cases(DSP_CASES, cflags=STRICT_CFLAGS, target=DSP_TARGET, optimize="speed")
 
 
 @pytest.mark.parametrize("case", DSP_CASES, ids=lambda c: c.name)
@@ -377,7 +379,8 @@ def have_arm() -> bool:
 @pytest.mark.slow
 @pytest.mark.skipif(not have_arm(), reason="needs arm-none-eabi-gcc, libnewlib-arm-none-eabi and qemu-system-arm")
 def test_dsp_kernels_on_the_emulated_m7(dsp_run):
-    got = run_cases(DSP_CASES, cflags=["-Wall", "-Wextra", "-Werror"], target=DSP_TARGET, emulated=True)
+    got = run_cases(DSP_CASES, cflags=["-Wall", "-Wextra", "-Werror"], target=DSP_TARGET, emulated=True,
+                    optimize="speed")
     for c in DSP_CASES:
         check_case(c, got[c.name][0])
         if c.expected[0].dtype != np.float32:  # integers: bit for bit what the host build of the same C gave
@@ -398,7 +401,59 @@ def test_sanitizers():
 def test_sanitizers_dsp_kernels():
     picked = [c for c in CASES if c.name in ("conv_asym_pad", "conv_c1_4wide", "conv_1x1_odd_m", "conv_dw_wide_s2",
                                              "conv_dw_5x5", "conv_dw_2x2", "fc_k_odd", "fc_640", "fc_float_out")]
-    got = run_cases(picked, cflags=STRICT_CFLAGS + SANITIZE_CFLAGS + ["-O0"], target=DSP_TARGET)
+    got = run_cases(picked, cflags=STRICT_CFLAGS + SANITIZE_CFLAGS + ["-O0"], target=DSP_TARGET, optimize="speed")
+    for c in picked:
+        check_case(c, got[c.name][0])
+
+
+# The compact kernels (kernels/compact.py: one shared conv/fully-connected and max-pool function) with
+# optimize="size", which gives them every case they apply to; the others keep their specialized kernels.
+COMPACT_CASES = DSP_CASES + [c for c in CASES if c.kind == "max_pool"]
+
+
+def compact_layers(cases, target=DSP_TARGET) -> set:
+    """The names of the cases whose layer the compact kernels run, with optimize="size"."""
+    from edgecc.backends.c.kernels import select
+    from kernel_cases import build_graph
+    g = build_graph(cases)
+    return {op.name for op in g.ops if select(op, get_target(target), "size").template.startswith("q_compact")}
+
+
+@pytest.fixture(scope="module")
+def compact_run():
+    return run_cases(COMPACT_CASES, cflags=STRICT_CFLAGS, target=DSP_TARGET, optimize="size")
+
+
+def test_compact_kernels_take_the_int8_layers_they_cover():
+    took = compact_layers(COMPACT_CASES)
+    # int8 x int8 channels-last convs of one group, fully connected layers, int8 max pools that keep their
+    # quantization; not depthwise, uint8, channels first, or a max pool that requantizes
+    for name in ("conv_asym_pad", "conv_c3_s2", "conv_c1_4wide", "conv_1x1_odd_m", "conv_dilated_s2", "fc_640",
+                 "fc_k_odd", "fc_float_out", "maxpool_3x3_s2"):
+        assert name in took, name
+    for name in ("conv_dw_wide", "conv_nchw", "fc_u8", "maxpool_pad_nchw", "maxpool_requant"):
+        assert name not in took, name
+
+
+@pytest.mark.parametrize("case", COMPACT_CASES, ids=lambda c: c.name)
+def test_compact_kernels_on_the_host(case, compact_run):
+    check_case(case, compact_run[case.name][0])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not have_arm(), reason="needs arm-none-eabi-gcc, libnewlib-arm-none-eabi and qemu-system-arm")
+def test_compact_kernels_on_the_emulated_m7(compact_run):
+    got = run_cases(COMPACT_CASES, cflags=["-Wall", "-Wextra", "-Werror"], target=DSP_TARGET, emulated=True,
+                    optimize="size")
+    for c in COMPACT_CASES:
+        check_case(c, got[c.name][0])
+        if c.expected[0].dtype != np.float32:
+            np.testing.assert_array_equal(got[c.name][0], compact_run[c.name][0], err_msg=c.name)
+
+
+def test_sanitizers_compact_kernels():
+    picked = [c for c in COMPACT_CASES if c.name in compact_layers(COMPACT_CASES)]
+    got = run_cases(picked, cflags=STRICT_CFLAGS + SANITIZE_CFLAGS + ["-O0"], target=DSP_TARGET, optimize="size")
     for c in picked:
         check_case(c, got[c.name][0])
 
