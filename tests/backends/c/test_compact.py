@@ -1,0 +1,56 @@
+"""Which layers get the compact kernels (backends/c/kernels/compact.py): the choice by target and by
+optimization mode, on real models. (Their numbers: test_quantized.py's compact tests.)"""
+from __future__ import annotations
+
+import pytest
+
+from conftest import mlperf_path
+from edgecc.backends.c.kernels import select
+from edgecc.backends.registry import backend_for, get_target
+from edgecc.compiler.driver import load
+from edgecc.compiler.pipeline import lower
+from edgecc.ir.analysis import macs, weight_bytes
+
+
+def compact_layers(stem, target, optimize):
+    """{layer name: (MACs, weight bytes)} of the layers the compact kernels run."""
+    g = lower(load(mlperf_path(stem)), target, backend=backend_for(target, optimize))
+    t = get_target(target)
+    return {op.name: (macs(op), weight_bytes(op)) for op in g.ops
+            if op.kind in ("conv", "fully_connected", "gemm", "matmul", "max_pool")
+            and select(op, t, optimize).template.startswith("q_compact")}
+
+
+def test_balanced_keeps_the_big_layers_specialized():
+    # kws: the 64 x 12 classifier is compact (768 MACs); every conv has 5,000 to 800,000 MACs or more
+    # weights than a kernel's code, and keeps its own SMLAD kernel (issue 4's instruction counts)
+    took = compact_layers("kws_int8", "cortex-m7", "balanced")
+    assert len(took) == 1
+    (layer_macs, layer_bytes), = took.values()
+    assert layer_macs == 64 * 12 and layer_bytes < 1400
+    # ad, the 640-128-...-640 autoencoder: only the layer into its 8-unit bottleneck (1,024 weight bytes and
+    # 32 of bias); the one out of it has as many weights but 512 bytes of bias, over a kernel's code
+    took = compact_layers("ad_int8", "cortex-m7", "balanced")
+    assert list(took.values()) == [(1024, 1056)]
+
+
+@pytest.mark.parametrize("target", ["host", "cortex-m0plus"])
+def test_targets_without_the_costs_keep_every_kernel(target):
+    assert compact_layers("kws_int8", target, "balanced") == {}
+
+
+def test_speed_and_size_override_the_costs():
+    assert compact_layers("kws_int8", "cortex-m7", "speed") == {}
+    # size: every int8 conv of one group and every fully connected layer (the depthwise convs keep theirs)
+    took = compact_layers("kws_int8", "cortex-m7", "size")
+    g = lower(load(mlperf_path("kws_int8")), "cortex-m7")
+    covered = {op.name for op in g.ops if (op.kind == "conv" and op.attrs["group"] == 1)
+               or op.kind in ("fully_connected", "gemm")}
+    assert set(took) == covered and len(covered) == 6
+
+
+def test_unknown_mode_is_a_clear_error():
+    from edgecc.ir.errors import EdgeccError
+
+    with pytest.raises(EdgeccError, match="unknown optimization 'tiny'"):
+        backend_for("cortex-m7", "tiny")
