@@ -29,7 +29,9 @@ Result parameters (decided for the whole graph before rewriting, see `plan_quant
   * data movement (reshape, transpose, max_pool, slice, pad, ...): the operand's own, so the same
     codes move and nothing is requantized; such a group (a producer and the moves after it) takes
     the calibrated range of what its readers read (after a max_pool: the window maxima);
-  * softmax: scale 1/256, zero point -128 ([0, 1) exactly, as the TFLite spec fixes it);
+  * softmax: scale 1/256, zero point -128 ([0, 1) exactly, as the TFLite spec fixes it); but a softmax
+    whose result is a float output of the model stays float (its logits dequantized): the user reads
+    probabilities at full precision, and the int8 kernel's 1 KiB table of exponentials stays out of flash;
   * a tensor read only by a relu or clip takes the clamp's range (the producer saturates where
     the clamp would cut, so the clamp is exact);
   * any other: its calibrated range.
@@ -67,8 +69,9 @@ INT8 = "i8"
 class _Quantizer:
     """The pattern's match and replace, with what they share: the plan, the ops kept float and why."""
 
-    def __init__(self, plan: dict, keep: set, backend):
+    def __init__(self, plan: dict, keep: set, backend, float_outputs=frozenset()):
         self.plan, self.keep, self.backend = plan, keep, backend
+        self.float_outputs = float_outputs  # the graph outputs the interface gives as float
         self.float_ops: dict = {}  # op -> why it stays float
 
     def match(self, op, rw):
@@ -88,6 +91,9 @@ class _Quantizer:
             return "kept float (--keep-float)"
         if op.kind not in COVERED:
             return f"the int8 scheme has no form of {op.kind}"
+        if op.kind == "softmax" and all(r in self.float_outputs for r in op.results):
+            return "a softmax the model outputs as float stays float (in int8 its probabilities would be " \
+                   "rounded to 1/256, and the kernel needs a 1 KiB table of exponentials)"
         specs = []
         for j, v in enumerate(op.operands):
             spec = self._operand(op, j, v, specs, rw)
@@ -294,7 +300,7 @@ def run(graph, ctx):
     plan = plan_quant(graph, cal["ranges"])
     if io == "int8":
         _int8_inputs(graph, plan)
-    quantizer = _Quantizer(plan, keep, ctx.backend)
+    quantizer = _Quantizer(plan, keep, ctx.backend, frozenset(graph.outputs) if io == "float" else frozenset())
     apply_patterns(graph, [Pattern("quantize_op", (ANY,), quantizer.match, quantizer.replace)], ctx,
                    record="quantize_int8")
     if io == "int8":

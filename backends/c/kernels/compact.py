@@ -9,9 +9,10 @@ flash, of which 4.3 KB were kernel code. The choice, per layer:
   - optimize "speed": always the specialized kernel;
   - optimize "size": the compact kernel wherever one applies;
   - optimize "balanced" (the default): the compact kernel when the layer has fewer MACs than the target's
-    [costs] compact_max_macs and fewer weight bytes than a specialized kernel's code (kernel_code_bytes),
-    so it is both cheap to run and dominated by its code. A target without those numbers (the host)
-    keeps the specialized kernels.
+    [costs] compact_max_macs and fewer weight bytes than compact_max_weight_bytes: cheap to run whatever
+    the kernel, and small enough that a specialized kernel's code would be a large share of its flash.
+    A target without those numbers (the host, the M0+ whose portable kernels are already small) keeps
+    the specialized kernels.
 
 What the compact kernels cover: int8 activations and weights (no weight zero point), an int8 result
 requantized per channel or per tensor with a fused relu/relu6/clip as clamp bounds; channels-last convs
@@ -54,10 +55,10 @@ def wanted(op, work=None) -> bool:
         return mode == "size"
     t = current_target()
     costs = t.costs if t is not None else {}
-    max_macs, code = costs.get("compact_max_macs"), costs.get("kernel_code_bytes")
-    if not max_macs or not code:
+    max_macs, max_bytes = costs.get("compact_max_macs"), costs.get("compact_max_weight_bytes")
+    if not max_macs or not max_bytes:
         return False
-    return (macs(op) if work is None else work) < max_macs and weight_bytes(op) < code
+    return (macs(op) if work is None else work) < max_macs and weight_bytes(op) < max_bytes
 
 
 def _applies(out: dict, x, w, zw) -> bool:

@@ -79,10 +79,10 @@ class Net:
         return out
 
 
-def run_planned(graph, target, inputs, share=True, cflags=None):
-    """(outputs, plan): the graph's C for `target`, planned with every in-place sharing its kernels allow
-    (share) or none, built for the host and run."""
-    backend = backend_for(target)
+def run_planned(graph, target, inputs, share=True, cflags=None, optimize="balanced"):
+    """(outputs, plan): the graph's C for `target` (kernels chosen for `optimize`), planned with every
+    in-place sharing its kernels allow (share) or none, built for the host and run."""
+    backend = backend_for(target, optimize)
     plan = plan_ops(graph.ops, graph.inputs, graph.outputs, backend, shared=set(graph.ops) if share else set())
     graph.meta["memory_plan"] = plan
     with tempfile.TemporaryDirectory(prefix="edgecc-memory-") as d:

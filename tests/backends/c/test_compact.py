@@ -22,16 +22,14 @@ def compact_layers(stem, target, optimize):
 
 
 def test_balanced_keeps_the_big_layers_specialized():
-    # kws: the 64 x 12 classifier is compact (768 MACs); every conv has 5,000 to 800,000 MACs or more
-    # weights than a kernel's code, and keeps its own SMLAD kernel (issue 4's instruction counts)
+    # kws: the 64 x 12 classifier is compact (768 MACs); every conv has 320,000 MACs or more and keeps its
+    # own SMLAD kernel (issue 4's instruction counts)
     took = compact_layers("kws_int8", "cortex-m7", "balanced")
-    assert len(took) == 1
-    (layer_macs, layer_bytes), = took.values()
-    assert layer_macs == 64 * 12 and layer_bytes < 1400
-    # ad, the 640-128-...-640 autoencoder: only the layer into its 8-unit bottleneck (1,024 weight bytes and
-    # 32 of bias); the one out of it has as many weights but 512 bytes of bias, over a kernel's code
+    assert list(took.values()) == [(64 * 12, 64 * 12 + 4 * 12)]
+    # ad, the 640-128-...-640 autoencoder: only the two layers at its 8-unit bottleneck; its 128 x 128 layers
+    # have few MACs (16,384) but 16 KiB of weights, next to which a specialized kernel's code is small
     took = compact_layers("ad_int8", "cortex-m7", "balanced")
-    assert list(took.values()) == [(1024, 1056)]
+    assert sorted(m for m, _ in took.values()) == [1024, 1024]
 
 
 @pytest.mark.parametrize("target", ["host", "cortex-m0plus"])
