@@ -16,8 +16,8 @@ flash, of which 4.3 KB were kernel code. The choice, per layer:
 
 What the compact kernels cover: int8 activations and weights (no weight zero point), an int8 result
 requantized per channel or per tensor with a fused relu/relu6/clip as clamp bounds; channels-last convs
-of one group and batch 1 (a fully connected layer is a 1x1 conv over its rows), and int8 max pooling that
-keeps the quantization (codegen_templates/c/compact/). The requantization is onnxruntime's float32
+of one group and batch 1 (a fully connected layer is a 1x1 conv over its rows), int8 max pooling that
+keeps the quantization and int8 average pooling (codegen_templates/c/compact/). The requantization is onnxruntime's float32
 formula (requant.py), so the results are the same integers as the specialized kernels'.
 """
 from __future__ import annotations
@@ -28,7 +28,7 @@ import numpy as np
 
 from edgecc.ir.analysis import macs, weight_bytes
 
-from . import Kernel, current_target
+from . import Kernel, c_float, current_target
 from .qdsp import PRELUDE
 from .requant import check_int32
 
@@ -120,3 +120,17 @@ def max_pool(op, g: dict, x, y):
     if not _fits(shape) or not wanted(op, y.type.size * g["KH"] * g["KW"]):
         return None
     return Kernel("q_compact_pool.c.j2", dict(shape=shape), prelude=("compact/max_pool.c.j2",))
+
+
+def average_pool(op, g: dict, x, y, quant: tuple, include_pad: bool):
+    """The compact kernel for an int8 channels-last average pool, when wanted (by its window taps); else
+    None. quant: qpool._avg_quant's (x scale, x zero point, y scale, y zero point, y min, y max)."""
+    sx, zx, sy, zy, _, _ = quant
+    if not (g["CL"] and g["N"] == 1 and x.type.dtype == y.type.dtype == "i8" and g["DH"] == g["DW"] == 1):
+        return None
+    shape = dict(ih=g["IH"], iw=g["IW"], c=g["C"], oh=g["OH"], ow=g["OW"], kh=g["KH"], kw=g["KW"], sh=g["SH"],
+                 sw=g["SW"], dh=1, dw=1, pt=g["PT"], pl=g["PL"])
+    if not _fits(shape) or not wanted(op, y.type.size * g["KH"] * g["KW"]):
+        return None
+    shape.update(include_pad=int(include_pad), zx=zx, sx=c_float(sx), sy=c_float(sy), zy=c_float(zy))
+    return Kernel("q_compact_avg_pool.c.j2", dict(shape=shape), prelude=("compact/average_pool.c.j2",))

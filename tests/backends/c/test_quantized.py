@@ -406,9 +406,9 @@ def test_sanitizers_dsp_kernels():
         check_case(c, got[c.name][0])
 
 
-# The compact kernels (kernels/compact.py: one shared conv/fully-connected and max-pool function) with
+# The compact kernels (kernels/compact.py: one shared conv/fully-connected, max-pool and average-pool function) with
 # optimize="size", which gives them every case they apply to; the others keep their specialized kernels.
-COMPACT_CASES = DSP_CASES + [c for c in CASES if c.kind == "max_pool"]
+COMPACT_CASES = DSP_CASES + [c for c in CASES if c.kind in ("max_pool", "average_pool")]
 
 
 def compact_layers(cases, target=DSP_TARGET) -> set:
@@ -429,9 +429,11 @@ def test_compact_kernels_take_the_int8_layers_they_cover():
     # int8 x int8 channels-last convs of one group, fully connected layers, int8 max pools that keep their
     # quantization; not depthwise, uint8, channels first, or a max pool that requantizes
     for name in ("conv_asym_pad", "conv_c3_s2", "conv_c1_4wide", "conv_1x1_odd_m", "conv_dilated_s2", "fc_640",
-                 "fc_k_odd", "fc_float_out", "maxpool_3x3_s2"):
+                 "fc_k_odd", "fc_float_out", "maxpool_3x3_s2", "avgpool_3x3", "avgpool_2x2_ties",
+                 "avgpool_pad_incl"):
         assert name in took, name
-    for name in ("conv_dw_wide", "conv_nchw", "fc_u8", "maxpool_pad_nchw", "maxpool_requant"):
+    for name in ("conv_dw_wide", "conv_nchw", "fc_u8", "maxpool_pad_nchw", "maxpool_requant", "avgpool_pad_nchw",
+                 "avgpool_requant_u8"):
         assert name not in took, name
 
 
