@@ -78,7 +78,7 @@ def fake_c(monkeypatch):
     registry = pytest.importorskip("edgecc.backends.registry")
     pipeline = pytest.importorskip("edgecc.compiler.pipeline")
     state = {"fail": False}
-    monkeypatch.setattr(registry, "backend_for", lambda target: FakeBackend(state["fail"]))
+    monkeypatch.setattr(registry, "backend_for", lambda target, optimize="balanced": FakeBackend(state["fail"]))
     monkeypatch.setattr(pipeline, "lower", lambda graph, target, **options: graph)
     return state
 

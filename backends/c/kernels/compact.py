@@ -90,13 +90,11 @@ def conv(op, g: dict, wt, bias, out: dict, consts: list, zx: int, x, w, zw):
         return None
     k = int(np.prod(wt.shape[1:]))
     kpad = shape["kpad"] = -(-k // 4) * 4
-    rows = g["M"] + g["M"] % 2  # channels go in pairs: an odd last one gets a row of zeros beside it
-    w8 = np.zeros((rows, kpad), np.int8)
-    w8[:g["M"], :k] = np.asarray(wt, np.int64).reshape(g["M"], k)
-    w8 = w8.reshape(rows, kpad // 4, 4)[:, :, [0, 2, 1, 3]].reshape(rows, kpad)  # see the template
-    b32 = np.zeros(rows, np.int32)
-    b32[:g["M"]] = check_int32(bias, "bias")
-    consts = [c for c in consts if c[0] != "scale"] + [("w", w8), ("bias", b32), ("scale", scales)]
+    w8 = np.zeros((g["M"], kpad), np.int8)
+    w8[:, :k] = np.asarray(wt, np.int64).reshape(g["M"], k)
+    w8 = w8.reshape(g["M"], kpad // 4, 4)[:, :, [0, 2, 1, 3]].reshape(g["M"], kpad)  # see the template
+    consts = [c for c in consts if c[0] != "scale"] + [("w", w8), ("bias", check_int32(bias, "bias")),
+                                                       ("scale", scales)]
     return Kernel("q_compact_conv.c.j2", dict(shape=shape), scratch=2 * kpad, consts=consts, replaced=(1,),
                   prelude=PRELUDE + ("compact/conv.c.j2",))
 

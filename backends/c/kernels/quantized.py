@@ -10,6 +10,7 @@ whose operand and result share one quantization: the data-movement kernels copy 
 from __future__ import annotations
 
 QUANTIZED: dict = {}
+BIASED = ("conv", "fully_connected", "gemm")  # kinds whose operand 2 is a bias
 
 
 def quantized(*kinds):
@@ -25,7 +26,13 @@ def quantized_kernel(op):
     from . import load_all
     load_all()
     fn = QUANTIZED.get(op.kind)
-    return fn(op) if fn is not None else None
+    k = fn(op) if fn is not None else None
+    if k is not None and op.kind in BIASED and len(op.operands) > 2 and \
+            any(name in ("bias", "fbias") for name, _ in k.consts):
+        # the kernel carries the bias in its own table (rescaled, zero points folded in): the C file
+        # needs no copy of the operand's array
+        k.replaced = tuple(sorted(set(k.replaced) | {2}))
+    return k
 
 
 def family() -> str:

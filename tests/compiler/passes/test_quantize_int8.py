@@ -77,8 +77,12 @@ def test_cnn_golden():
     before, g = quantize(b.graph(y, s), calibration=calib)
     assert_matches_golden(f"# before\n{print_graph(before)}# after quantize_int8\n{print_graph(g)}",
                           "quantize_int8_cnn")
-    assert kinds(g) == ["quantize", "conv", "max_pool", "reshape", "fully_connected", "dequantize", "softmax",
-                        "dequantize"]
+    # the softmax is a float output: it stays float, and the fc it reads writes float straight from its
+    # accumulator (test_softmax_inside_the_graph_is_int8: the softmax's own int8 form)
+    assert kinds(g) == ["quantize", "conv", "max_pool", "reshape", "fully_connected", "softmax"]
+    assert g.ops[5].result.type.dtype == "f32"
+    assert {f["name"]: f["reason"] for f in g.meta["quantize_int8"]["float_layers"]}["softmax"].startswith(
+        "a softmax the model outputs as float stays float")
     conv = g.ops[1]
     w, bias = conv.operands[1], conv.operands[2]
     assert w.type.dtype == "i8" and w.type.quant.axis == 0 and set(w.type.quant.zero_point) == {0}
@@ -87,8 +91,20 @@ def test_cnn_golden():
     sx = conv.operands[0].type.quant.scale[0]
     np.testing.assert_allclose(bias.type.quant.scale, np.float32(sx) * np.float32(w.type.quant.scale), rtol=1e-6)
     assert g.ops[2].result.type.quant == g.ops[1].result.type.quant == g.ops[3].result.type.quant  # moves
-    assert g.ops[6].result.type.quant.scale == (1 / 256,) and g.ops[6].result.type.quant.zero_point == (-128,)
     assert_close_to_float(before, g, calib)
+
+
+@pytest.mark.parametrize("io", ["float", "int8"])
+def test_softmax_inside_the_graph_is_int8(io):
+    """A softmax read by another layer (or any softmax with an int8 interface) is quantized the TFLite way:
+    scale 1/256, zero point -128."""
+    b, y = small_cnn()
+    s = b.op("softmax", [y], name="softmax", axis=1)
+    t = b.op("reshape", [s], name="after", shape=[3]) if io == "float" else s
+    _, g = quantize(b.graph(t), io=io)
+    (softmax,) = [op for op in g.ops if op.kind == "softmax"]
+    assert softmax.result.type.dtype == "i8"
+    assert softmax.result.type.quant.scale == (1 / 256,) and softmax.result.type.quant.zero_point == (-128,)
 
 
 def test_float_output_straight_from_the_accumulator():
