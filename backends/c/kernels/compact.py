@@ -4,8 +4,8 @@ with its own shape (a const struct), instead of a kernel specialized to the laye
 The specialized kernels (qdsp.py, and the portable ones of qconv.py/qmatmul.py) fold the layer's shape
 into the code: fast, but each costs about a kilobyte of flash on a Cortex-M. For a layer with a few
 hundred weights and a few thousand MACs that code is most of the layer's flash while its speed hardly
-matters; on a model made of such layers (a digits classifier) the int8 build was 0.58x the float build's
-flash, of which 4.3 KB were kernel code. The choice, per layer:
+matters; on a model made of such layers (a digits classifier) the int8 Cortex-M7 build was 0.58x the float
+build's flash, 4.3 KB of it kernel code; with the compact kernels it is 0.32x. The choice, per layer:
   - optimize "speed": always the specialized kernel;
   - optimize "size": the compact kernel wherever one applies;
   - optimize "balanced" (the default): the compact kernel when the layer has fewer MACs than the target's
@@ -16,9 +16,10 @@ flash, of which 4.3 KB were kernel code. The choice, per layer:
 
 What the compact kernels cover: int8 activations and weights (no weight zero point), an int8 result
 requantized per channel or per tensor with a fused relu/relu6/clip as clamp bounds; channels-last convs
-of one group and batch 1 (a fully connected layer is a 1x1 conv over its rows), int8 max pooling that
-keeps the quantization and int8 average pooling (codegen_templates/c/compact/). The requantization is onnxruntime's float32
-formula (requant.py), so the results are the same integers as the specialized kernels'.
+of one group and batch 1 (a fully connected layer is a 1x1 conv over its rows; the result may also be the
+float accumulator times its scale), int8 max pooling that keeps the quantization, and int8 average pooling
+(codegen_templates/c/compact/). The requantization is onnxruntime's float32 formula (requant.py), so the
+results are the same integers as the specialized kernels'.
 """
 from __future__ import annotations
 
@@ -70,8 +71,8 @@ def _applies(out: dict, x, w, zw) -> bool:
 
 
 def _fits(shape: dict) -> bool:
-    """Every number fits its field (uint16 sizes, uint8 kernel numbers, int16 zero points)."""
-    return all(0 <= shape[k] < 2**16 for k in ("ih", "iw", "c", "oh", "ow", "m") if k in shape) and \
+    """Every number fits its field (uint16 sizes, uint8 kernel numbers; zero points are int8 values)."""
+    return all(0 <= shape[k] < 2**16 for k in ("ih", "iw", "c", "oh", "ow", "m", "kpad") if k in shape) and \
         all(0 <= shape[k] < 2**8 for k in ("kh", "kw", "sh", "sw", "dh", "dw", "pt", "pl"))
 
 
@@ -82,14 +83,14 @@ def conv(op, g: dict, wt, bias, out: dict, consts: list, zx: int, x, w, zw):
     if g.get("N", 1) != 1 or g.get("group", 1) != 1 or not _applies(out, x, w, zw) or not wanted(op):
         return None
     scales = np.asarray(out["scales"], np.float32).reshape(-1)
-    shape = dict(ih=g["IH"], iw=g["IW"], c=g["C"], oh=g["OH"], ow=g["OW"], m=g["M"], kh=g["KH"], kw=g["KW"],
-                 sh=g["SH"], sw=g["SW"], dh=g["DH"], dw=g["DW"], pt=g["PT"], pl=g["PL"], zx=zx, zy=out["zp"],
-                 lo=out.get("ilo", 0), hi=out.get("ihi", 0), scale_step=1 if scales.size > 1 else 0,
-                 to_float=int(out["out_kind"] == "float"))
-    if not _fits(dict(shape, m=-(-int(np.prod(wt.shape[1:])) // 4) * 4)):  # kpad too
-        return None
     k = int(np.prod(wt.shape[1:]))
-    kpad = shape["kpad"] = -(-k // 4) * 4
+    kpad = -(-k // 4) * 4  # the receptive field in whole words of 4 weights
+    shape = dict(ih=g["IH"], iw=g["IW"], c=g["C"], oh=g["OH"], ow=g["OW"], m=g["M"], kpad=kpad, kh=g["KH"],
+                 kw=g["KW"], sh=g["SH"], sw=g["SW"], dh=g["DH"], dw=g["DW"], pt=g["PT"], pl=g["PL"], zx=zx,
+                 zy=out["zp"], lo=out.get("ilo", 0), hi=out.get("ihi", 0), scale_step=1 if scales.size > 1 else 0,
+                 to_float=int(out["out_kind"] == "float"))
+    if not _fits(shape):
+        return None
     w8 = np.zeros((g["M"], kpad), np.int8)
     w8[:, :k] = np.asarray(wt, np.int64).reshape(g["M"], k)
     w8 = w8.reshape(g["M"], kpad // 4, 4)[:, :, [0, 2, 1, 3]].reshape(g["M"], kpad)  # see the template
