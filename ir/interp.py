@@ -29,7 +29,7 @@ from typing import Callable
 import numpy as np
 
 from .ops import resize_geometry
-from .types import TensorType
+from .types import TensorType, is_channels_last
 
 KERNELS: dict[str, Callable] = {}
 RAW_KINDS = {"quantize", "dequantize", "partition", "tiled"}
@@ -387,9 +387,9 @@ def _activate(op, y):
 
 # ---- layouts ---------------------------------------------------------------------------------
 def _channels_last(t: TensorType) -> bool:
-    """True for an activation layout like 'nhwc' (channels stored last)."""
-    lay = t.layout
-    return bool(lay) and len(lay) >= 3 and lay[0] == "n" and lay[-1] == "c"
+    """True for an activation layout like 'nhwc' (channels stored last); for ops with a channels_last
+    attribute the verifier keeps the two in agreement."""
+    return is_channels_last(t.layout)
 
 
 def channels_first(fn):

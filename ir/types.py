@@ -96,3 +96,8 @@ class TensorType:
 
     def with_(self, **changes) -> "TensorType":
         return replace(self, **changes)
+
+
+def is_channels_last(layout: Optional[str]) -> bool:
+    """An activation layout like 'nhwc' or 'nwc': channels stored last."""
+    return bool(layout) and len(layout) >= 3 and layout[0] == "n" and layout[-1] == "c"

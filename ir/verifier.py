@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from .graph import Graph
 from .ops import FLOAT, FLOATS, INT, INTS, OPS, REQUIRED, STR, STRS, infer_shapes
+from .types import is_channels_last
 
 
 class VerifyError(Exception):
@@ -24,6 +25,16 @@ def _check_attr(op, name, kind, value):
 
 def _where(op):
     return f"op '{op.name}' ({op.kind})"
+
+
+def _check_layout_tags(op) -> None:
+    """The channels_last attribute (what the shape rules and kernels read) and the layout tags of the data
+    operand and the results (what the interpreter reads) say the same thing."""
+    cl = bool(op.attrs.get("channels_last", 0))
+    for v in [op.operands[0]] + list(op.results):
+        if v is not None and is_channels_last(v.type.layout) != cl:
+            raise VerifyError(f"{_where(op)}: channels_last = {int(cl)} but %{v.name} has layout "
+                              f"{v.type.layout or 'none'}")
 
 
 def verify_op(op) -> None:
@@ -57,6 +68,8 @@ def verify_op(op) -> None:
             if tuple(r.type.shape) != tuple(s):
                 raise VerifyError(f"{_where(op)}: result %{r.name} has shape {list(r.type.shape)}, "
                                   f"the operands give {list(s)}")
+    if "channels_last" in d.attrs:
+        _check_layout_tags(op)
     if op.kind == "partition":
         if len(op.regions) != 1:
             raise VerifyError(f"{_where(op)}: a partition holds exactly one graph")

@@ -19,6 +19,7 @@ from onnx.reference import ReferenceEvaluator
 
 from edgecc.backends.c.runner import SANITIZE_CFLAGS, STRICT_CFLAGS, build_and_run
 from edgecc.backends.registry import backend_for
+from edgecc.compiler.passes.layout import DATA_LAYOUT, WEIGHT_LAYOUT
 from edgecc.compiler.pipeline import lower
 from edgecc.ir import Graph, Op, TensorType, Value, verify
 from edgecc.ir.ops import fill_defaults
@@ -72,18 +73,24 @@ def _arg(a) -> Optional[Arg]:
 def build_graph(cases, name: str = "kernels") -> Graph:
     inputs, consts, ops, outputs = [], [], [], []
     for c in cases:
+        attrs = fill_defaults(c.kind, c.attrs)
+        # channels last: data tagged "nhwc" ("nwc"), conv weights "ohwi" ("owi"), as the layout pass tags them
+        layouts = {0: {**DATA_LAYOUT, 5: "ndhwc"}, 1: {**WEIGHT_LAYOUT, 5: "odhwi"}} if attrs.get("channels_last") \
+            else {}
         operands = []
         for j, a in enumerate(map(_arg, c.operands)):
             if a is None:
                 operands.append(None)
                 continue
-            t = TensorType(tuple(a.data.shape), dtype_name(a.data.dtype), a.quant)
+            shape = tuple(a.data.shape)
+            t = TensorType(shape, dtype_name(a.data.dtype), a.quant, layouts.get(j, {}).get(len(shape)))
             v = Value(f"{c.name}_x{j}", t, a.data.copy() if a.const else None)
             (consts if a.const else inputs).append(v)
             operands.append(v)
-        results = [Value(f"{c.name}_y{j}", TensorType(tuple(e.shape), dtype_name(e.dtype), c.result_quant))
+        results = [Value(f"{c.name}_y{j}", TensorType(tuple(e.shape), dtype_name(e.dtype), c.result_quant,
+                                                      layouts.get(0, {}).get(len(e.shape))))
                    for j, e in enumerate(c.expected)]
-        ops.append(Op(c.kind, operands, results, fill_defaults(c.kind, c.attrs), c.name))
+        ops.append(Op(c.kind, operands, results, attrs, c.name))
         outputs += results
     g = Graph(name, inputs, outputs, ops, consts)
     verify(g)

@@ -113,14 +113,14 @@ def int8_model() -> Graph:
     rng = np.random.default_rng(2)
     qx, qc, qp, qy = Quant((0.05,), (-3,)), Quant((0.1,), (-128,)), Quant((0.08,), (-100,)), Quant((0.2,), (7,))
     sw = tuple(float(s) for s in rng.uniform(0.005, 0.02, 8))
-    x = Value("x", TensorType((1, 6, 6, 4), "i8", qx))
-    w = Value("w", TensorType((8, 3, 3, 4), "i8", Quant(sw, (0,) * 8, 0)),
+    x = Value("x", TensorType((1, 6, 6, 4), "i8", qx, "nhwc"))
+    w = Value("w", TensorType((8, 3, 3, 4), "i8", Quant(sw, (0,) * 8, 0), "ohwi"),
               rng.integers(-127, 128, (8, 3, 3, 4)).astype(np.int8))
     b = Value("b", TensorType((8,), "i32", Quant(tuple(0.05 * s for s in sw), (0,) * 8, 0)),
               rng.integers(-500, 500, 8).astype(np.int32))
     fw = Value("fw", TensorType((3, 8), "i8", Quant((0.01,), (0,))), rng.integers(-127, 128, (3, 8)).astype(np.int8))
-    c = Value("c", TensorType((1, 6, 6, 8), "i8", qc))
-    p = Value("p", TensorType((1, 1, 1, 8), "i8", qp))
+    c = Value("c", TensorType((1, 6, 6, 8), "i8", qc, "nhwc"))
+    p = Value("p", TensorType((1, 1, 1, 8), "i8", qp, "nhwc"))
     r = Value("r", TensorType((1, 8), "i8", qp))
     y = Value("y", TensorType((1, 3), "i8", qy))
     conv = fill_defaults("conv", dict(strides=[1, 1], pads=[1, 1, 1, 1], dilations=[1, 1], activation="relu",
