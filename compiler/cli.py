@@ -50,10 +50,12 @@ def compile_parser() -> argparse.ArgumentParser:
     p.add_argument("--emit", choices=("ir", "c", "onnx", "report"), default="c",
                    help="what to write (default: c); onnx (QDQ) goes with --quantize; report: with --quantize "
                         "the quantization report, else the C and report.html (memory per layer, plotted)")
-    p.add_argument("--optimize", choices=("balanced", "speed", "size"), default="balanced",
-                   help="code size against speed (default: balanced, small layers share one compact kernel "
-                        "where their own code would outweigh their weights; speed: every layer its own "
-                        "kernel; size: every layer that can, the compact kernel)")
+    from edgecc.backends.base import Backend
+
+    p.add_argument("--optimize", choices=Backend.OPTIMIZE, default="balanced",
+                   help="code size against speed (default: balanced: layers with few MACs and weights, as the "
+                        "target file says, share one compact kernel; speed: every layer its own kernel; size: "
+                        "every layer that can, the compact kernel)")
     _quantization_options(p)
     _memory_options(p)
     return p

@@ -27,20 +27,21 @@ import contextvars
 
 import numpy as np
 
+from edgecc.backends.base import Backend
 from edgecc.ir.analysis import macs, weight_bytes
 
 from . import Kernel, c_float, current_target
 from .qdsp import PRELUDE
 from .requant import check_int32
 
-MODES = ("balanced", "speed", "size")
 _MODE: contextvars.ContextVar = contextvars.ContextVar("edgecc_optimize", default="balanced")
 
 
 def optimizing(mode: str):
-    """Set the optimization mode of the select() in progress; returns the token to reset it with."""
-    if mode not in MODES:
-        raise ValueError(f"unknown optimization mode '{mode}' (known: {', '.join(MODES)})")
+    """Set the optimization mode (one of Backend.OPTIMIZE) of the select() in progress; returns the token
+    to reset it with."""
+    if mode not in Backend.OPTIMIZE:
+        raise ValueError(f"unknown optimization mode '{mode}' (known: {', '.join(Backend.OPTIMIZE)})")
     return _MODE.set(mode)
 
 

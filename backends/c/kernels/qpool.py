@@ -78,10 +78,11 @@ def qpool(op):
             return small
         extra, consts = _max_setup(x, y)
         return Kernel("q_pool.c.j2", dict(v, **extra), consts=consts, scratch=acc_bytes)
-    small = compact.average_pool(op, g, x, y, _avg_quant(op, x, y), bool(a["count_include_pad"]))
+    quant = _avg_quant(op, x, y)
+    small = compact.average_pool(op, g, x, y, quant, bool(a["count_include_pad"]))
     if small is not None:
         return small
-    sx, zx, sy, zy, lo, hi = _avg_quant(op, x, y)
+    sx, zx, sy, zy, lo, hi = quant
     v.update(SX=c_float(sx), ZX=zx, SY=c_float(sy), ZYF=c_float(zy), qmin=lo, qmax=hi,
              include_pad=bool(a["count_include_pad"]), KCOUNT=c_float(g["KH"] * g["KW"]))
     return Kernel("q_pool.c.j2", v, scratch=acc_bytes)
