@@ -243,7 +243,10 @@ def relabel_ok(old, new, rw) -> bool:
         return True
     if new.is_const:
         return False
-    return not any(u.kind in LAYOUT_READERS for u in rw.users(new))
+    # the tag is what the ops that read or write this value by layout see: theirs must not change
+    writer = new.producer
+    return not (writer is not None and writer.kind in LAYOUT_READERS) and \
+        not any(u.kind in LAYOUT_READERS for u in rw.users(new))
 
 
 def relabel(old, new):

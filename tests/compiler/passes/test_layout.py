@@ -141,3 +141,20 @@ def test_resize_between_convs():
     g = check_pass("layout", b.graph(d))
     assert kinds(g) == ["transpose", "conv", "resize", "conv", "transpose"]
     assert g.ops[2].attrs["scales"] == [1.0, 2.0, 2.0, 1.0]
+
+
+def test_transposed_back_before_a_flatten_keeps_the_pools_tag():
+    """A Keras-born model transposes back to NHWC before its flatten: the transposes cancel, and the
+    max pool's result, now read by the flatten directly, stays tagged nhwc (the pool writes it so)."""
+    b = Builder()
+    x = b.input("x", (1, 8, 8, 1))
+    t = b.op("transpose", [x], name="to_nchw", perm=[0, 3, 1, 2])
+    c = b.op("conv", [t, b.weights("w", (4, 1, 3, 3))], name="conv", activation="relu", **CONV)
+    p = b.op("max_pool", [c], name="pool", kernel_shape=[2, 2], strides=[2, 2], pads=[0, 0, 0, 0],
+             dilations=[1, 1])
+    back = b.op("transpose", [p], name="to_nhwc", perm=[0, 2, 3, 1])
+    f = b.op("reshape", [back], name="flatten", shape=[1, 64])
+    g = check_pass("layout", b.graph(f))  # verified, and computes what the graph before did
+    assert count_transposes(g) == 0
+    pool = next(op for op in g.ops if op.kind == "max_pool")
+    assert pool.attrs["channels_last"] == 1 and pool.result.type.layout == "nhwc"
