@@ -68,6 +68,9 @@ def out_setup(op, y, acc_scale, acc_bound=None):
     """Output mode and requantization variables/tables shared by conv and the matmul family; acc_bound:
     the largest |accumulator| per output channel, when known (lets the clamp follow the rounding)."""
     consts = []
+    if op.attrs.get("activation", "none") != "none" and y.type.quant is None:
+        # the float and raw stores scale (or copy) the accumulator and nothing more
+        raise Unsupported(f"fused activation on an integer {op.kind} with a {y.type.dtype} result")
     if y.type.dtype == "f32":
         scale = np.asarray(acc_scale, F32).reshape(-1)
         v = dict(out_kind="float", out_ctype="float", zp=0, lo="0", hi="0",
@@ -75,8 +78,6 @@ def out_setup(op, y, acc_scale, acc_bound=None):
     elif y.type.quant is None:
         if y.type.dtype != "i32":
             raise Unsupported(f"integer {op.kind} with an unquantized {y.type.dtype} result")
-        if op.attrs.get("activation", "none") != "none":
-            raise Unsupported(f"fused activation on a raw int32 {op.kind}")
         return dict(out_kind="raw", out_ctype="int32_t", zp=0, lo="0", hi="0", scale="1.0f"), consts
     else:
         qrange(y.type.dtype)

@@ -115,6 +115,22 @@ def test_float_output_straight_from_the_accumulator():
     assert g.ops[-1].operands[0].type.dtype == "i8"
 
 
+def test_float_output_keeps_a_fused_activation():
+    """The float store scales the accumulator and nothing more: a layer with a fused relu keeps its int8
+    result (which the requantization clamps) and a dequantize."""
+    from edgecc.backends.registry import backend_for
+
+    b = Builder("relu_out")
+    x = b.input("x", (1, 8))
+    y = b.op("fully_connected", [x, b.weights("w", (6, 8), scale=0.5), b.weights("b", (6,), scale=0.5)],
+             name="fc", activation="relu")
+    calib = calibration(b.g)
+    before, g = quantize(b.graph(y), backend_for("cortex-m7"), calibration=calib)
+    assert kinds(g) == ["quantize", "fully_connected", "dequantize"]
+    assert g.ops[1].result.type.dtype == "i8"
+    assert_close_to_float(before, g, calib)
+
+
 def test_ops_without_int8_kernel_stay_float_golden():
     b = Builder("mixed")
     x = b.input("x", (1, 2, 4, 4))
