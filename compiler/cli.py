@@ -1,10 +1,11 @@
 """The `edgecc` command line: a thin layer over compiler/driver.py.
 
     edgecc MODEL [--target T] [-o OUT] [--name NAME] [--emit ir|c|report] [--input-shape NAME=1,3,96,96] [--debug]
-           [--sram SIZE] [--flash SIZE]
+           [--sram SIZE] [--flash SIZE] [--optimize balanced|speed|size]
     edgecc MODEL --quantize int8 --calibration DATA.npz [--calibration-method minmax|percentile|entropy]
            [--io float|int8] [--keep-float NODE,...] [--emit c|ir|onnx|report] ...
-    edgecc verify MODEL [--target host] [--data golden.npz] [--input-shape ...] [--name NAME] [--debug]
+    edgecc verify MODEL [--target host] [--data golden.npz] [--input-shape ...] [--name NAME] [--optimize ...]
+           [--debug]
     edgecc targets
 
 A user error prints one line, `edgecc: error: FILE: node 'NAME' (OpType): why`, on stderr and
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from edgecc.backends.base import Backend
 from edgecc.ir.errors import EdgeccError
 
 DEFAULT_C_OUT = "out"
@@ -39,6 +41,10 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input-shape", action="append", type=input_shape, default=[], metavar="NAME=D1,D2,...",
                    help="static shape of an input (repeatable); a dynamic batch dimension is 1 otherwise")
     p.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    p.add_argument("--optimize", choices=Backend.OPTIMIZE, default="balanced",
+                   help="code size against speed (default: balanced: layers with few MACs and weights, as the "
+                        "target file says, share one compact kernel; speed: every layer its own kernel; size: "
+                        "every layer that can, the compact kernel)")
 
 
 def compile_parser() -> argparse.ArgumentParser:
@@ -50,12 +56,6 @@ def compile_parser() -> argparse.ArgumentParser:
     p.add_argument("--emit", choices=("ir", "c", "onnx", "report"), default="c",
                    help="what to write (default: c); onnx (QDQ) goes with --quantize; report: with --quantize "
                         "the quantization report, else the C and report.html (memory per layer, plotted)")
-    from edgecc.backends.base import Backend
-
-    p.add_argument("--optimize", choices=Backend.OPTIMIZE, default="balanced",
-                   help="code size against speed (default: balanced: layers with few MACs and weights, as the "
-                        "target file says, share one compact kernel; speed: every layer its own kernel; size: "
-                        "every layer that can, the compact kernel)")
     _quantization_options(p)
     _memory_options(p)
     return p
@@ -144,7 +144,8 @@ def run_compile(args) -> int:
 def run_verify(args) -> int:
     from .verify import verify
 
-    ok = verify(args.model, target=args.target, data=args.data, input_shapes=shapes_of(args), name=args.name)
+    ok = verify(args.model, target=args.target, data=args.data, input_shapes=shapes_of(args), name=args.name,
+                optimize=args.optimize)
     return 0 if ok else 1
 
 

@@ -52,3 +52,24 @@ def test_unknown_mode_is_a_clear_error():
 
     with pytest.raises(EdgeccError, match="unknown optimization 'tiny'"):
         backend_for("cortex-m7", "tiny")
+
+
+def edgecc(*args):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "edgecc.compiler.cli", *map(str, args)], capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_command_line(tmp_path):
+    model = mlperf_path("kws_int8")
+    for mode, compact in (("size", True), ("speed", False)):
+        p = edgecc(model, "--target", "cortex-m7", "--optimize", mode, "-o", tmp_path / mode)
+        assert p.returncode == 0, p.stderr
+        assert ("q_conv_compact(" in (tmp_path / mode / "model.c").read_text()) == compact
+    # verify builds the size build on the host and compares it with onnxruntime: the same integers
+    p = edgecc("verify", model, "--optimize", "size", "--data", mlperf_path("kws_int8", "npz"))
+    assert p.returncode == 0 and "0 LSB" in p.stdout, p.stdout + p.stderr
+    p = edgecc(model, "--optimize", "tiny", "-o", tmp_path / "x")
+    assert p.returncode == 2 and "invalid choice: 'tiny'" in p.stderr and not (tmp_path / "x").exists()
