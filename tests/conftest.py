@@ -9,6 +9,14 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.environ.get("EDGECC_SHARED", os.path.normpath(os.path.join(ROOT, "..", "shared")))
 MLPERF = os.path.join(SHARED, "models", "mlperf_tiny")
+
+
+def edgecc(*args, cwd=None, timeout=300):
+    """The command line, in a subprocess: `edgecc ARGS...` as a user types it."""
+    return subprocess.run([sys.executable, "-m", "edgecc.compiler.cli", *map(str, args)], capture_output=True,
+                          text=True, cwd=cwd, timeout=timeout)
+
+
 MLPERF_STEMS = ["kws_int8", "kws_fp32", "vww_int8", "vww_fp32", "ic_int8", "ic_fp32", "ad_int8", "ad_fp32"]
 
 

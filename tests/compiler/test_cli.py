@@ -1,19 +1,11 @@
 """The command line in a subprocess: user errors are one line on stderr with exit status 2, no
 traceback and nothing at the output path; usage errors exit 2; --emit ir writes the IR."""
-import subprocess
-import sys
-
 import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from conftest import mlperf_path
-
-
-def edgecc(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "edgecc.compiler.cli", *map(str, args)], capture_output=True,
-                          text=True, cwd=cwd, timeout=120)
+from conftest import edgecc, mlperf_path
 
 
 def tiny_model(nodes=None, domains=(), inits=()):

@@ -3,17 +3,10 @@
 the layer that needs it (exit 2, nothing written), and the report plots the memory per layer."""
 import json
 import re
-import subprocess
-import sys
 
 import pytest
 
-from conftest import mlperf_path
-
-
-def edgecc(*args):
-    return subprocess.run([sys.executable, "-m", "edgecc.compiler.cli", *map(str, args)], capture_output=True,
-                          text=True, timeout=300)
+from conftest import edgecc, mlperf_path
 
 
 def test_a_budget_too_small_is_refused_with_the_least_that_works(tmp_path):

@@ -3,21 +3,17 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 
 import numpy as np
 import pytest
 
+from conftest import edgecc
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from quantize_cases import calibration, float_cnn  # noqa: E402
 
 from edgecc.compiler.cli import main  # noqa: E402
-
-
-def edgecc(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "edgecc.compiler.cli", *map(str, args)], capture_output=True,
-                          text=True, cwd=cwd, timeout=300)
 
 
 @pytest.fixture

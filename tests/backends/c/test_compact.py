@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import mlperf_path
+from conftest import edgecc, mlperf_path
 from edgecc.backends.c.kernels import select
 from edgecc.backends.registry import backend_for, get_target
 from edgecc.compiler.driver import load
@@ -52,14 +52,6 @@ def test_unknown_mode_is_a_clear_error():
 
     with pytest.raises(EdgeccError, match="unknown optimization 'tiny'"):
         backend_for("cortex-m7", "tiny")
-
-
-def edgecc(*args):
-    import subprocess
-    import sys
-
-    return subprocess.run([sys.executable, "-m", "edgecc.compiler.cli", *map(str, args)], capture_output=True,
-                          text=True, timeout=300)
 
 
 def test_command_line(tmp_path):

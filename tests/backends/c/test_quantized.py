@@ -376,15 +376,25 @@ def have_arm() -> bool:
     return emulator.missing(DSP_TARGET) is None
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(not have_arm(), reason="needs arm-none-eabi-gcc, libnewlib-arm-none-eabi and qemu-system-arm")
-def test_dsp_kernels_on_the_emulated_m7(dsp_run):
-    got = run_cases(DSP_CASES, cflags=["-Wall", "-Wextra", "-Werror"], target=DSP_TARGET, emulated=True,
-                    optimize="speed")
-    for c in DSP_CASES:
+needs_arm = pytest.mark.skipif(not have_arm(),
+                               reason="needs arm-none-eabi-gcc, libnewlib-arm-none-eabi and qemu-system-arm")
+
+
+def check_emulated_m7(cases, optimize, host_run):
+    """The cases' M7 C run on the emulated M7: onnxruntime's numbers, and for integers bit for bit what the
+    host build of the same C gave (`host_run`)."""
+    got = run_cases(cases, cflags=["-Wall", "-Wextra", "-Werror"], target=DSP_TARGET, emulated=True,
+                    optimize=optimize)
+    for c in cases:
         check_case(c, got[c.name][0])
-        if c.expected[0].dtype != np.float32:  # integers: bit for bit what the host build of the same C gave
-            np.testing.assert_array_equal(got[c.name][0], dsp_run[c.name][0], err_msg=c.name)
+        if c.expected[0].dtype != np.float32:
+            np.testing.assert_array_equal(got[c.name][0], host_run[c.name][0], err_msg=c.name)
+
+
+@pytest.mark.slow
+@needs_arm
+def test_dsp_kernels_on_the_emulated_m7(dsp_run):
+    check_emulated_m7(DSP_CASES, "speed", dsp_run)
 
 
 def test_sanitizers():
@@ -443,14 +453,9 @@ def test_compact_kernels_on_the_host(case, compact_run):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not have_arm(), reason="needs arm-none-eabi-gcc, libnewlib-arm-none-eabi and qemu-system-arm")
+@needs_arm
 def test_compact_kernels_on_the_emulated_m7(compact_run):
-    got = run_cases(COMPACT_CASES, cflags=["-Wall", "-Wextra", "-Werror"], target=DSP_TARGET, emulated=True,
-                    optimize="size")
-    for c in COMPACT_CASES:
-        check_case(c, got[c.name][0])
-        if c.expected[0].dtype != np.float32:
-            np.testing.assert_array_equal(got[c.name][0], compact_run[c.name][0], err_msg=c.name)
+    check_emulated_m7(COMPACT_CASES, "size", compact_run)
 
 
 def test_sanitizers_compact_kernels():
