@@ -313,10 +313,38 @@ def _int_div(a, b):
     return np.where(b == 0, 0, q)
 
 
+def _pow_whole(base, exponent, lowest):
+    """base ** exponent, exact modulo 2^64, for whole exponents (by squaring, as the C helper does);
+    a negative exponent truncates 1 / base ** -exponent toward zero, 0 to a negative power is `lowest`."""
+    base, exponent = np.broadcast_arrays(np.asarray(base, np.int64), np.asarray(exponent, np.int64))
+    power, square = np.ones(base.shape, np.uint64), base.astype(np.uint64)
+    e = np.where(exponent < 0, 0, exponent).astype(np.uint64)
+    with np.errstate(over="ignore"):
+        while e.any():
+            power = np.where(e & np.uint64(1), power * square, power)
+            square, e = square * square, e >> np.uint64(1)
+    power = power.astype(np.int64)
+    negative = np.where(base == 0, lowest, np.where(np.abs(base) == 1, np.where(exponent % 2, base, 1), 0))
+    return np.where(exponent < 0, negative, power)
+
+
 def _pow(a, b):
-    if _is_int(a):  # ONNX Pow keeps the base's type
-        return _like(a, np.power(a.astype(np.float64), b.astype(np.float64)))
-    return np.power(a, b)
+    """ONNX Pow keeps the base's type. An integer base to a whole exponent is the exact power, wrapped
+    to the type; to a fractional one it is computed in double and truncated, NaN and out-of-range
+    results giving the type's minimum (C: backends/c helpers/int_pow.c.j2)."""
+    if not _is_int(a):
+        return np.power(a, b)
+    info = np.iinfo(a.dtype)
+    if _is_int(b):
+        return _pow_whole(a, b, info.min).astype(a.dtype)
+    b64 = np.asarray(b, np.float64)
+    whole = (b64 == np.trunc(b64)) & (np.abs(b64) < 2.0 ** 63)
+    exact = _pow_whole(a, np.where(whole, b64, 0).astype(np.int64), info.min)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        real = np.power(a.astype(np.float64), b64)
+        in_range = (real >= float(info.min)) & (real < float(info.max) + 1.0)
+        real = np.where(in_range, np.trunc(np.where(in_range, real, 0)), info.min).astype(np.int64)
+    return np.where(whole, exact, real).astype(a.dtype)
 
 
 def _mod(op, a, b):

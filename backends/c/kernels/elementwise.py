@@ -55,11 +55,21 @@ INT_BINARY = {
     "add": "A + B", "sub": "A - B", "mul": "A * B", "div": "A / B", "max": "(A > B ? A : B)",
     "min": "(A < B ? A : B)", "sum": "A + B", "prelu": "A < 0 ? A * B : A",
     "and": "A && B", "or": "A || B", "xor": "!A != !B",
-    # ONNX Pow keeps the base's type, exponent integer or float: onnxruntime computes in double and
-    # casts back; through int64 the cast truncates toward zero and wraps as the interpreter does
-    "pow": "(int64_t)pow((double)A, (double)B)",
     "equal": "A == B", "less": "A < B", "greater": "A > B", "less_or_equal": "A <= B", "greater_or_equal": "A >= B",
 }
+# ONNX Pow keeps the base's type; the exponent may be an integer or a float (helpers/int_pow.c.j2)
+INT_POW_PRELUDE = "helpers/int_pow.c.j2"
+INT_RANGE = {"i8": ("INT8_MIN", "INT8_MAX"), "u8": ("0", "UINT8_MAX"), "i16": ("INT16_MIN", "INT16_MAX"),
+             "i32": ("INT32_MIN", "INT32_MAX"), "i64": ("INT64_MIN", "INT64_MAX")}
+
+
+def _int_pow(op) -> str:
+    lo, hi = INT_RANGE[op.result.type.dtype]
+    if op.operands[1].type.dtype == "f32":
+        return f"pow_int_real(e0, (double)e1, {lo}, {hi})"
+    return f"pow_int_whole(e0, e1, {lo})"
+
+
 # integer mod: fmod=1 is C's %, fmod=0 takes the divisor's sign (Python's %)
 INT_MOD = {1: "A % B", 0: "(A % B != 0 && ((A % B < 0) != (B < 0)) ? A % B + B : A % B)"}
 
@@ -139,6 +149,10 @@ def binary(op):
     kind = "sum" if op.kind == "mean" else op.kind
     if dtype == "f32":
         table = FLOAT_BINARY
+    elif op.kind == "pow":
+        k = _loop_kernel(op, _int_pow(op), operands)
+        k.prelude = (INT_POW_PRELUDE,)
+        return k
     elif op.kind == "mod":
         table = {"mod": INT_MOD[op.attrs["fmod"]]}
     else:
