@@ -19,6 +19,9 @@ import numpy as np
 
 CTYPES = {"f32": "float", "i8": "int8_t", "u8": "uint8_t", "i16": "int16_t", "i32": "int32_t",
           "i64": "int64_t", "i1": "uint8_t"}
+# each integer type's least and greatest value, as C spells them
+INT_LIMITS = {"i8": ("INT8_MIN", "INT8_MAX"), "u8": ("0", "UINT8_MAX"), "i16": ("INT16_MIN", "INT16_MAX"),
+              "i32": ("INT32_MIN", "INT32_MAX"), "i64": ("INT64_MIN", "INT64_MAX"), "i1": ("0", "1")}
 
 
 class Unsupported(Exception):

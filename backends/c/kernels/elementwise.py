@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from . import CTYPES, Kernel, Unsupported, broadcast_strides, c_float, c_int, collapse, index_expr, kernel
+from . import CTYPES, INT_LIMITS, Kernel, Unsupported, broadcast_strides, c_float, c_int, collapse, index_expr, kernel
 
 FLOAT_UNARY = {
     "relu": "A > 0.0f ? A : 0.0f",
@@ -59,12 +59,10 @@ INT_BINARY = {
 }
 # ONNX Pow keeps the base's type; the exponent may be an integer or a float (helpers/int_pow.c.j2)
 INT_POW_PRELUDE = "helpers/int_pow.c.j2"
-INT_RANGE = {"i8": ("INT8_MIN", "INT8_MAX"), "u8": ("0", "UINT8_MAX"), "i16": ("INT16_MIN", "INT16_MAX"),
-             "i32": ("INT32_MIN", "INT32_MAX"), "i64": ("INT64_MIN", "INT64_MAX")}
 
 
 def _int_pow(op) -> str:
-    lo, hi = INT_RANGE[op.result.type.dtype]
+    lo, hi = INT_LIMITS[op.result.type.dtype]
     if op.operands[1].type.dtype == "f32":
         return f"pow_int_real(e0, (double)e1, {lo}, {hi})"
     return f"pow_int_whole(e0, e1, {lo})"
@@ -78,14 +76,14 @@ def _quantized(op):
     return any(v.type.quant is not None for v in op.inputs() + op.results)
 
 
-def _loop_kernel(op, expr: str, operands) -> Kernel:
+def _loop_kernel(op, expr: str, operands, prelude: tuple = ()) -> Kernel:
     out = op.result.type.shape
     dims, sts = collapse(out, [broadcast_strides(v.type.shape, out) for v in operands] + [
         broadcast_strides(out, out)])
     loads = [f"x{j}[{index_expr(s)}]" for j, s in enumerate(sts[:-1])]
     return Kernel("elementwise.c.j2", dict(dims=dims, loads=loads, expr=expr, store=f"y0[{index_expr(sts[-1])}]",
                                            ctype=CTYPES[op.result.type.dtype],
-                                           in_ctypes=[CTYPES[v.type.dtype] for v in operands]))
+                                           in_ctypes=[CTYPES[v.type.dtype] for v in operands]), prelude=prelude)
 
 
 def _subst(template: str, a: str, b: str = "") -> str:
@@ -150,9 +148,7 @@ def binary(op):
     if dtype == "f32":
         table = FLOAT_BINARY
     elif op.kind == "pow":
-        k = _loop_kernel(op, _int_pow(op), operands)
-        k.prelude = (INT_POW_PRELUDE,)
-        return k
+        return _loop_kernel(op, _int_pow(op), operands, prelude=(INT_POW_PRELUDE,))
     elif op.kind == "mod":
         table = {"mod": INT_MOD[op.attrs["fmod"]]}
     else:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import CTYPES, Kernel, Unsupported, c_float, collapse, kernel, require_same_quant, strides
+from . import CTYPES, INT_LIMITS, Kernel, Unsupported, c_float, collapse, kernel, require_same_quant, strides
 
 # fold of the running value `a` with the element `v`, and the identity it starts from
 FLOAT_FOLDS = {
@@ -21,8 +21,6 @@ FLOAT_FOLDS = {
     "reduce_max": ("(v > a || v != v) ? v : a", "(-INFINITY)"),
     "reduce_min": ("(v < a || v != v) ? v : a", "INFINITY"),
 }
-INT_LIMITS = {"i8": ("INT8_MIN", "INT8_MAX"), "u8": ("0", "UINT8_MAX"), "i16": ("INT16_MIN", "INT16_MAX"),
-              "i32": ("INT32_MIN", "INT32_MAX"), "i64": ("INT64_MIN", "INT64_MAX"), "i1": ("0", "1")}
 
 
 def _fold(op):

@@ -148,13 +148,31 @@ def kernel_tests(cases):
     return results, test_case, test_sanitized
 
 
-def onnx_ref(op_type: str, inputs: list, attrs: dict, n_outputs: int = 1, opset: int = 21) -> list:
-    """Run one ONNX node with onnx's reference implementation; None inputs are absent."""
+def one_node_model(op_type: str, inputs: list, attrs: dict, n_outputs: int = 1, opset: int = 21,
+                   output_dtypes=None):
+    """A model of one ONNX node and its feeds; None inputs are absent. Results are of undefined type
+    unless `output_dtypes` (numpy dtypes) says, which onnxruntime needs."""
     names = [f"in{i}" if v is not None else "" for i, v in enumerate(inputs)]
     node = oh.make_node(op_type, names, [f"out{i}" for i in range(n_outputs)], **attrs)
     vis = [oh.make_tensor_value_info(n, oh.np_dtype_to_tensor_dtype(np.asarray(v).dtype), list(np.shape(v)))
            for n, v in zip(names, inputs) if v is not None]
-    outs = [oh.make_tensor_value_info(o, onnx.TensorProto.UNDEFINED, None) for o in node.output]
+    types = [oh.np_dtype_to_tensor_dtype(np.dtype(t)) for t in output_dtypes] if output_dtypes \
+        else [onnx.TensorProto.UNDEFINED] * n_outputs
+    outs = [oh.make_tensor_value_info(o, t, None) for o, t in zip(node.output, types)]
     model = oh.make_model(oh.make_graph([node], "ref", vis, outs), opset_imports=[oh.make_opsetid("", opset)])
     feeds = {n: np.asarray(v) for n, v in zip(names, inputs) if v is not None}
+    return model, feeds
+
+
+def onnx_ref(op_type: str, inputs: list, attrs: dict, n_outputs: int = 1, opset: int = 21) -> list:
+    """Run one ONNX node with onnx's reference implementation; None inputs are absent."""
+    model, feeds = one_node_model(op_type, inputs, attrs, n_outputs, opset)
     return [np.asarray(o) for o in ReferenceEvaluator(model).run(None, feeds)]
+
+
+def ort_ref(op_type: str, inputs: list, attrs: dict, output_dtypes, opset: int = 21) -> list:
+    """Run one ONNX node with onnxruntime (skipping the test where it is not installed)."""
+    ort = pytest.importorskip("onnxruntime")
+    model, feeds = one_node_model(op_type, inputs, attrs, len(output_dtypes), opset, output_dtypes)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return session.run(None, feeds)
