@@ -3,7 +3,9 @@ import os
 import shutil
 import subprocess
 import sys
+import zlib
 
+import numpy as np
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -15,6 +17,16 @@ def edgecc(*args, cwd=None, timeout=300):
     """The command line, in a subprocess: `edgecc ARGS...` as a user types it."""
     return subprocess.run([sys.executable, "-m", "edgecc.compiler.cli", *map(str, args)], capture_output=True,
                           text=True, cwd=cwd, timeout=timeout)
+
+
+@pytest.fixture(autouse=True)
+def order_independent_rng(request):
+    """A test module's shared generator (`rng` or `RNG`) restarts for each test from a seed of the
+    test's own id, so the data a test draws does not depend on which tests ran before it."""
+    module = getattr(request, "module", None)
+    for name in ("rng", "RNG"):
+        if isinstance(getattr(module, name, None), np.random.Generator):
+            setattr(module, name, np.random.default_rng(zlib.crc32(request.node.nodeid.encode())))
 
 
 MLPERF_STEMS = ["kws_int8", "kws_fp32", "vww_int8", "vww_fp32", "ic_int8", "ic_fp32", "ad_int8", "ad_fp32"]
