@@ -30,6 +30,7 @@ class Target:
     path: str = ""
     toolchain: str = ""  # cross compiler prefix ("arm-none-eabi-"); "" = the system C compiler
     emulator: dict = field(default_factory=dict)  # how to run the target's code (backends/c/emulator.py)
+    accelerator: dict = field(default_factory=dict)  # a delegate target's capability table and costs
 
 
 def _read_target(path: str) -> Target:
@@ -38,7 +39,8 @@ def _read_target(path: str) -> Target:
     return Target(name=d["name"], backend=d["backend"], description=d.get("description", ""),
                   cflags=tuple(d.get("cflags", ())), isa=dict(d.get("isa", {})), sram=int(d.get("sram", 0)),
                   flash=int(d.get("flash", 0)), costs=dict(d.get("costs", {})), passes=tuple(d.get("passes", ())),
-                  path=path, toolchain=d.get("toolchain", ""), emulator=dict(d.get("emulator", {})))
+                  path=path, toolchain=d.get("toolchain", ""), emulator=dict(d.get("emulator", {})),
+                  accelerator=dict(d.get("accelerator", {})))
 
 
 def _target_files(ref) -> list:

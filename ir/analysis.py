@@ -14,6 +14,8 @@ def macs(op) -> int:
     if k == "tiled":  # the body strip by strip: halo rows count each time they are computed
         from .tiling import chain, computed_macs
         return computed_macs(chain(op.regions[0]), op.attrs["rows"], macs)
+    if k == "partition":
+        return sum(macs(inner) for inner in op.regions[0].ops)
     if k == "conv":
         w = op.operands[1].type.shape
         return op.result.type.size * _prod(w[1:])

@@ -100,7 +100,7 @@ class CBackend(Backend):
         plan = graph.meta["memory_plan"]
         api = c_identifier(name).lower()
         names = Namer(taken={f"{api}_input", f"{api}_output", f"{api}_invoke", f"{api}_run"})
-        env = _env()
+        env = self.template_env()
 
         def pointer(v, const):
             if v is None:
@@ -140,7 +140,9 @@ class CBackend(Backend):
                 for v in graph.outputs]
         ctx = dict(api=api, API=api.upper(), inputs=ins, outputs=outs, consts=const_decls, layers=layers,
                    preludes=[env.get_template(p).render() for p in preludes],
-                   arena_bytes=max(plan.arena_bytes, 16), target=self.target.name, cflags=" ".join(self.target.cflags))
+                   arena_bytes=max(plan.arena_bytes, 16), target=self.target.name, cflags=" ".join(self.target.cflags),
+                   delegate=None, extra_sources=[])
+        ctx.update(self.extra_context(graph, api))
         files = {f"{api}.h": "model.h.j2", f"{api}.c": "model.c.j2", "Makefile": "Makefile.j2",
                  "CMakeLists.txt": "CMakeLists.txt.j2"}
         written = []
@@ -157,12 +159,25 @@ class CBackend(Backend):
                       memory=memory_section(plan))
         if "quantization" in graph.meta:  # the quantization report (compiler/passes/quantization_report.py)
             report["quantization"] = graph.meta["quantization"]
+        written += self.extra_files(graph, outdir, api, env, report)
         path = os.path.join(outdir, "report.json")
         with open(path, "w", newline="\n") as f:
             json.dump(report, f, indent=1, sort_keys=True)
             f.write("\n")
         written.append(path)
         return written
+
+    # ---- what a backend built on this one adds (backends/delegate) --------------------------
+    def template_env(self) -> Environment:
+        return _env()
+
+    def extra_context(self, graph, api: str) -> dict:
+        """More variables for the C templates."""
+        return {}
+
+    def extra_files(self, graph, outdir: str, api: str, env, report: dict) -> list:
+        """Files written beside the C (paths returned); may add sections to `report` (written after)."""
+        return []
 
     def _function(self, env, op, k, fn, consts, tables_seen, preludes, inner=False, aliased=None) -> dict:
         """One layer function: its tables, parameters and body. `aliased`: the operand index the result

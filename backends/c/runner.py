@@ -34,7 +34,7 @@ def build(srcdir: str, workdir: str, n_inputs: int, n_outputs: int, name: str = 
         f.write(env.get_template("harness.c.j2").render(api=api, API=api.upper(), n_inputs=n_inputs,
                                                              n_outputs=n_outputs))
     exe = os.path.join(workdir, "model_run")
-    srcs = sorted(glob.glob(os.path.join(srcdir, "*.c")))
+    srcs = sorted(glob.glob(os.path.join(srcdir, "**", "*.c"), recursive=True))
     cmd = [cc, *(cflags if cflags is not None else STRICT_CFLAGS), f"-I{srcdir}", *srcs, harness, "-o", exe, "-lm"]
     p = subprocess.run(cmd, capture_output=True, text=True)
     if p.returncode:
