@@ -66,7 +66,9 @@ def write_file_atomic(dest: str, text) -> str:
 
 @contextmanager
 def atomic_directory(dest: str):
-    """Yield a temporary directory next to dest; on success its files end up in dest."""
+    """Yield a temporary directory next to dest; on success its files end up in dest. A folder the
+    compile writes (partitions/, reference/) replaces the one already there, so no file of an earlier
+    compile's is left in it to be built with the new ones."""
     dest = os.path.abspath(dest)
     if os.path.exists(dest) and not os.path.isdir(dest):
         raise EdgeccError(f"{dest}: exists and is not a directory")
@@ -78,10 +80,10 @@ def atomic_directory(dest: str):
             if not os.path.exists(dest):
                 os.rename(tmp, dest)
                 return
-            for root, _dirs, files in os.walk(tmp):
-                target = os.path.join(dest, os.path.relpath(root, tmp))
-                os.makedirs(target, exist_ok=True)
-                for f in sorted(files):
-                    os.replace(os.path.join(root, f), os.path.join(target, f))
+            for entry in sorted(os.listdir(tmp)):
+                src, target = os.path.join(tmp, entry), os.path.join(dest, entry)
+                if os.path.isdir(src) and os.path.isdir(target):
+                    shutil.rmtree(target)
+                os.replace(src, target)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -157,7 +157,7 @@ def verify(model_path: str, target: str = "host", data: str | None = None, input
         if why:
             raise EdgeccError(f"verify runs {t.name} code in QEMU, but {why}")
     work = tempfile.mkdtemp(prefix="edgecc-verify-")
-    run = None
+    run, partition_checks = None, []
     try:
         art = compile_model(model_path, target=target, outdir=os.path.join(work, "c"), name=name, emit="c",
                             input_shapes=input_shapes, optimize=optimize, partition=partition)
@@ -169,10 +169,28 @@ def verify(model_path: str, target: str = "host", data: str | None = None, input
         else:
             got = build_and_run(os.path.join(work, "c"), graph, inputs, name=name)
         want = onnxruntime_outputs(model_path, graph, inputs)
+        if t.accelerator:  # a delegate target: every partition's TFLite in LiteRT too
+            partition_checks = _check_partitions(graph, inputs, os.path.join(work, "c"))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     checks = compare(graph, got, want)
     print(format_table(checks), file=out)
     if run is not None:
         print(format_figures(run, sum(macs(op) for op in graph.ops), t), file=out)
-    return all(c.ok for c in checks)
+    if t.accelerator:
+        from edgecc.backends.delegate.litert_check import format_checks
+        print(format_checks(partition_checks) if partition_checks else "no partitions: every layer runs on the CPU",
+              file=out)
+    return all(c.ok for c in checks) and all(c.ok for c in partition_checks)
+
+
+def _check_partitions(graph, inputs: list, srcdir: str) -> list:
+    """LiteRT on each partition file the build wrote, against edgecc's values at its boundary."""
+    import json
+
+    from edgecc.backends.delegate.litert_check import check_partitions
+
+    with open(os.path.join(srcdir, "report.json"), encoding="utf-8") as f:
+        entries = json.load(f).get("partitions", [])
+    files = {e["name"]: e["file"] for e in entries if e["device"] == "delegate"}
+    return check_partitions(graph, inputs, srcdir, files)
