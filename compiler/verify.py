@@ -181,7 +181,9 @@ def verify(model_path: str, target: str = "host", data: str | None = None, input
         from edgecc.backends.delegate.litert_check import format_checks
         print(format_checks(partition_checks) if partition_checks else "no partitions: every layer runs on the CPU",
               file=out)
-    return all(c.ok for c in checks) and all(c.ok for c in partition_checks)
+    # a partition's TFLite computes in TFLite's integer arithmetic, not onnxruntime's: its LSBs are a
+    # figure to read (what the accelerator's compiler is handed), the program's outputs are the bar
+    return all(c.ok for c in checks)
 
 
 def _check_partitions(graph, inputs: list, srcdir: str) -> list:

@@ -18,7 +18,7 @@ KWS = os.path.join(ROOT, "examples", "kws_int8.onnx")
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     where = tmp_path_factory.mktemp("plugin_site")
-    p = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+    p = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
                         "--target", str(where), PLUGIN], capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr
     return where
