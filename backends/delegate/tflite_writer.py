@@ -48,7 +48,7 @@ def why_not_tflite(op) -> Optional[str]:
     """None when the op can be written; else a short reason."""
     rule = RULES.get(op.kind)
     if rule is None:
-        return f"no TFLite builtin for {op.kind}"
+        return f"{op.kind} is not written to TFLite (no rule for it)"
     return _types_reason(op, rule) or rule.check(op)
 
 
@@ -243,6 +243,8 @@ def _clamp_after(flat, op, src: int, dst: int, bounds):
         out = dst if i == len(steps) - 1 else flat.like(op.result, "clamped_below")
         flat.op(kind, [at, bound], [out], version=2)
         at = out
+    if not steps:  # clip(-inf, inf): a copy
+        flat.reshape(src, dst, op.result.name)
 
 
 def _result_with_activation(flat, op):
@@ -480,7 +482,7 @@ def _pool_check(op) -> Optional[str]:
     if op.kind == "average_pool" and _tflite_padding(s) is None:
         if not op.attrs["count_include_pad"]:
             return "average_pool padding that is neither SAME nor VALID and not counted"
-        if _window_ends(s) != s.ends:
+        if any(need > given for need, given in zip(_window_ends(s), s.ends)):
             return "average_pool counting its pads with ceil_mode windows past them"
     return None
 
@@ -657,9 +659,21 @@ def _transpose(flat, op):
             version=4 if len(op.attrs["perm"]) > 4 else 2)
 
 
+def _requantized(flat, v, like) -> int:
+    """v's tensor, or v requantized to `like`'s quantization by a QUANTIZE (int8 -> int8: one rounding,
+    of the same real number edgecc rounds)."""
+    if _same_quant(v, like):
+        return flat.value(v)
+    t = flat.tensor(f"{v.name}/requantized", v.type.shape, "i8", _quant_of(like.type))
+    flat.op("QUANTIZE", [flat.value(v)], [t])
+    return t
+
+
 @_rule("concat", name="CONCATENATION")
 def _concat(flat, op):
-    flat.op("CONCATENATION", [flat.value(v) for v in op.operands], [flat.value(op.result)],
+    # TFLite's reference kernel (and Vela, the Edge TPU compiler) concatenate one quantization
+    inputs = [_requantized(flat, v, op.result) for v in op.operands]
+    flat.op("CONCATENATION", inputs, [flat.value(op.result)],
             _options("ConcatenationOptions", Axis=op.attrs["axis"], FusedActivationFunction=ACT.NONE), version=2)
 
 

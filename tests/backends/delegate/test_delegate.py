@@ -18,8 +18,29 @@ ZOO_QDQ = ["cnn_nchw_qdq", "conv1d_qdq", "mobile_hswish_resize_qdq"]
 MLPERF_INT8 = ["kws_int8", "vww_int8", "ic_int8", "ad_int8"]
 
 
-def model_path(name, zoo):
-    return mlperf_path(name) if name in MLPERF_INT8 else str(zoo[name])
+# the tiny transformers (LayerNorm, GELU, attention) quantized the way the zoo's QDQ models are
+TRANSFORMERS_QDQ = {"transformer_qdq": "transformer_fp32", "transformer_gelu20_qdq": "transformer_gelu20_fp32"}
+
+
+@pytest.fixture(scope="module")
+def transformers(tmp_path_factory):
+    import onnx
+    import make_models
+
+    out = tmp_path_factory.mktemp("transformers")
+    paths = {}
+    for name, src in TRANSFORMERS_QDQ.items():
+        path = out / f"{name}.onnx"
+        onnx.save(make_models.quantize_qdq(make_models.FLOAT_BUILDERS[src]()), str(path))
+        make_models.write_golden(path)
+        paths[name] = path
+    return paths
+
+
+def model_path(name, zoo, transformers=None):
+    if name in MLPERF_INT8:
+        return mlperf_path(name)
+    return str((transformers or {}).get(name) or zoo[name])
 
 
 def compiled(path, tmp_path, mode="cost"):
@@ -30,22 +51,22 @@ def compiled(path, tmp_path, mode="cost"):
     return art, json.loads((out / "report.json").read_text()), out
 
 
-@pytest.mark.parametrize("name", MLPERF_INT8 + ZOO_QDQ)
-def test_whole_program_and_every_partition_match(name, zoo):
+@pytest.mark.parametrize("name", MLPERF_INT8 + ZOO_QDQ + list(TRANSFORMERS_QDQ))
+def test_whole_program_and_every_partition_match(name, zoo, transformers):
     """edgecc verify --target edgetpu: outputs within 1 LSB of onnxruntime (float interfaces: 2% of
     the range), and each partition's .tflite in LiteRT within 1 LSB of edgecc at its boundary."""
     from edgecc.compiler.verify import verify
 
-    path = model_path(name, zoo)
+    path = model_path(name, zoo, transformers)
     out = io.StringIO()
     ok = verify(path, target="edgetpu", data=path.replace(".onnx", ".npz"), out=out)
     assert ok, out.getvalue()
     assert "LiteRT vs edgecc" in out.getvalue() or "no partitions" in out.getvalue()
 
 
-@pytest.mark.parametrize("name", MLPERF_INT8 + ZOO_QDQ)
-def test_every_cpu_layer_has_its_reason_and_partitions_are_listed(name, zoo, tmp_path):
-    art, report, out = compiled(model_path(name, zoo), tmp_path)
+@pytest.mark.parametrize("name", MLPERF_INT8 + ZOO_QDQ + list(TRANSFORMERS_QDQ))
+def test_every_cpu_layer_has_its_reason_and_partitions_are_listed(name, zoo, transformers, tmp_path):
+    art, report, out = compiled(model_path(name, zoo, transformers), tmp_path)
     entries = report["partitions"]
     for e in entries:
         if e["device"] == "cpu":
