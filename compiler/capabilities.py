@@ -23,7 +23,7 @@ naming the file and the entry.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -39,7 +39,7 @@ COST_KEYS = {
     "transfer_bytes_per_cycle": "bytes the accelerator moves per cycle across the boundary",
     "invoke_overhead_cycles": "accelerator cycles one invocation costs before any work",
 }
-SECTION_KEYS = {"name", "compiler", "ops", *COST_KEYS}
+SECTION_KEYS = {"name", "compiler", "compiler_options", "ops", *COST_KEYS}
 
 
 def op_key(op) -> str:
@@ -438,6 +438,8 @@ class Capabilities:
     costs: dict
     compiler: str = ""
     path: str = ""
+    # options for the accelerator's own compiler (Vela: accelerator_config, system_config, memory_mode)
+    compiler_options: dict = field(default_factory=dict)
 
     def why_not(self, op) -> str | None:
         """None when the accelerator accepts `op`; otherwise the first constraint it fails."""
@@ -490,5 +492,12 @@ def read_capabilities(section: dict, path: str) -> Capabilities:
             kind_of, meaning, _ = CHECKS[entry]
             if not _is(kind_of)(value):
                 refuse(f"ops.{kind}.{entry}", f"{value!r} is not {meaning}")
+    options = section.get("compiler_options", {})
+    if not isinstance(options, dict):
+        refuse("compiler_options", "expected a table of strings")
+    for key, value in options.items():
+        if not isinstance(value, str) or not value:
+            refuse(f"compiler_options.{key}", f"{value!r} is not a non-empty string")
     name = section.get("name", "accelerator")
-    return Capabilities(name=str(name), ops=ops, costs=costs, compiler=str(section.get("compiler", "")), path=path)
+    return Capabilities(name=str(name), ops=ops, costs=costs, compiler=str(section.get("compiler", "")), path=path,
+                        compiler_options=dict(options))

@@ -130,6 +130,7 @@ class VelaPartition:
     memory_mode: str = ""
     clock_hz: float = 0.0       # the CSV's core_clock: the system configuration's NPU clock
     warnings: list = field(default_factory=list)  # Vela's "Warning" lines, one string each
+    optimised: bytes = b""      # Vela's optimised TFLite (the ethos-u custom operator), for TFLite Micro users
 
     def region(self, points_at: str) -> VelaRegion | None:
         return next((r for r in self.regions if r.points_at == points_at), None)
@@ -327,4 +328,18 @@ def compile_partition(tflite: bytes, accelerator: str = "ethos-u55-128", system_
         log=(stdout[at:] if at >= 0 else stdout).strip(),
         accelerator=accelerator, system_config=system_config, memory_mode=memory_mode,
         clock_hz=float(summary.get("core_clock", 0) or 0),
-        warnings=[ln.strip() for ln in stdout.splitlines() if ln.startswith("Warning")])
+        warnings=[ln.strip() for ln in stdout.splitlines() if ln.startswith("Warning")],
+        optimised=open(optimised, "rb").read())
+
+
+_compiled: dict = {}
+
+
+def compile_partition_cached(tflite: bytes, accelerator: str = "ethos-u55-128", system_config: str | None = None,
+                             memory_mode: str | None = None) -> VelaPartition:
+    """compile_partition, once per (model bytes, options) in this process: the memory plan asks for a
+    partition's scratch size while lowering, the backend for its command stream when it emits."""
+    key = (bytes(tflite), accelerator, system_config, memory_mode, vela_version())
+    if key not in _compiled:
+        _compiled[key] = compile_partition(tflite, accelerator, system_config, memory_mode)
+    return _compiled[key]

@@ -196,10 +196,23 @@ def test_a_malformed_value_is_refused_naming_the_entry(key, value, why):
     assert str(e.value).startswith(f"npu.toml: [accelerator] ops.conv.{key}: {why}"), str(e.value)
 
 
+@pytest.mark.parametrize("options, entry, why", [
+    ("ethos-u55-128", "compiler_options", "expected a table of strings"),
+    ({"memory_mode": 3}, "compiler_options.memory_mode", "3 is not a non-empty string"),
+    ({"system_config": ""}, "compiler_options.system_config", "'' is not a non-empty string"),
+])
+def test_malformed_compiler_options_are_refused_naming_the_entry(options, entry, why):
+    section = dict(name="NPU", **COSTS, ops={}, compiler="vela", compiler_options=options)
+    with pytest.raises(EdgeccError) as e:
+        read_capabilities(section, "npu.toml")
+    assert str(e.value) == f"npu.toml: [accelerator] {entry}: {why}"
+
+
 def test_the_ethos_u55_table_loads():
     t = get_target("ethos-u55")
     table = read_capabilities(t.accelerator, t.path)
     assert table.name == "Ethos-U55-128" and "conv" in table.ops
+    assert table.compiler == "vela" and table.compiler_options["accelerator_config"] == "ethos-u55-128"
 
 
 @pytest.mark.parametrize("stem", ["kws_int8", "vww_int8", "ic_int8", "ad_int8"])

@@ -475,8 +475,13 @@ class RandomCalibrationReader(CalibrationDataReader):
         return next(self._items, None)
 
 
-def quantize_qdq(float_model: onnx.ModelProto) -> onnx.ModelProto:
-    """quant_pre_process (if it works) + quantize_static QDQ, per-channel int8, MinMax."""
+def quantize_qdq(float_model: onnx.ModelProto, preprocess: bool = True) -> onnx.ModelProto:
+    """quant_pre_process + quantize_static QDQ, per-channel int8, MinMax.
+
+    Pre-processing skips the symbolic shape inference (our models' shapes are static): with it, the
+    step needs sympy and silently did nothing where sympy was missing, leaving BatchNormalization
+    unfused, so the zoo's QDQ models differed from machine to machine. preprocess=False quantizes the
+    model as it is (a BatchNormalization after a conv stays a layer of its own)."""
     quant_logger = logging.getLogger()
     old_level = quant_logger.level
     quant_logger.setLevel(logging.ERROR)   # silence "consider pre-processing" style warnings
@@ -484,11 +489,9 @@ def quantize_qdq(float_model: onnx.ModelProto) -> onnx.ModelProto:
         with tempfile.TemporaryDirectory() as tmp:
             src, pre, out = (os.path.join(tmp, n) for n in ("float.onnx", "pre.onnx", "qdq.onnx"))
             onnx.save(float_model, src)
-            try:
-                quant_pre_process(src, pre)
-            except Exception as exc:  # pre-processing is optional
-                print(f"quant_pre_process failed ({exc!r}); quantizing the raw float model",
-                      file=sys.stderr)
+            if preprocess:
+                quant_pre_process(src, pre, skip_symbolic_shape=True)
+            else:
                 pre = src
             quantize_static(pre, out, RandomCalibrationReader(float_model),
                             quant_format=QuantFormat.QDQ, per_channel=True,
