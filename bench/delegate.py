@@ -9,6 +9,9 @@ delegate target: the number of partitions, the % of MACs on the accelerator, the
 accelerator boundary per inference and the estimated time of one inference (the target file's cost
 model: accelerator and CPU rates, transfer rate, invocation overhead), for --partition single-cut and
 --partition cost, and the ratios cost / single-cut. Estimates, not measurements: no accelerator here.
+For a target whose partitions Vela compiles (ethos-u55, Vela installed), the last columns set the cost
+model's accelerator time for the cost plan's partitions beside Vela's own estimate of them (its cycles
+at its clock; transfers and invocation overhead are not in Vela's figure).
 """
 from __future__ import annotations
 
@@ -49,7 +52,28 @@ def figures(model: str, target: str, mode: str) -> dict:
     moved = sum(v.type.nbytes for op in parts for v in list(op.operands) + list(op.results))
     seconds = sum(p["accel_seconds"] for p in g.meta["partition"]["partitions"])
     seconds += sum(estimate([op], g, costs)[1] for op in g.ops if op.kind != "partition")
-    return dict(parts=len(parts), pct=100.0 * on_accel / total if total else 0.0, moved=moved, us=seconds * 1e6)
+    accel_us = sum(p["accel_seconds"] for p in g.meta["partition"]["partitions"]) * 1e6
+    return dict(parts=len(parts), pct=100.0 * on_accel / total if total else 0.0, moved=moved, us=seconds * 1e6,
+                accel_us=accel_us, vela_us=vela_us(parts, t))
+
+
+def vela_us(parts, target):
+    """Vela's estimate of the partitions' NPU time (us), None when the target's compiler is not Vela or
+    Vela is not installed."""
+    from edgecc.backends.delegate.tflite_writer import tflite_model
+    from edgecc.backends.delegate.vela import compile_partition_cached, vela_version
+    from edgecc.compiler.capabilities import read_capabilities
+
+    caps = read_capabilities(target.accelerator, target.path)
+    if caps.compiler != "vela" or vela_version() is None:
+        return None
+    opts = caps.compiler_options
+    total = 0.0
+    for op in parts:
+        npu = compile_partition_cached(tflite_model(op.regions[0]), opts.get("accelerator_config", "ethos-u55-128"),
+                                       opts.get("system_config"), opts.get("memory_mode"))
+        total += npu.cycles / npu.clock_hz * 1e6
+    return total
 
 
 def zoo_models(outdir: str) -> dict:
@@ -73,7 +97,8 @@ def main(argv=None) -> int:
         if not args.no_zoo:
             models.update(zoo_models(tmp))
         rows = [("model", "target", "parts 1-cut", "parts cost", "% MACs 1-cut", "% MACs cost",
-                 "bytes 1-cut", "bytes cost", "est us 1-cut", "est us cost", "time cost/1-cut")]
+                 "bytes 1-cut", "bytes cost", "est us 1-cut", "est us cost", "time cost/1-cut",
+                 "accel us cost", "Vela us cost")]
         for target in args.targets.split(","):
             if target not in targets():
                 print(f"(target {target} is not installed: skipped)", file=sys.stderr)
@@ -82,7 +107,8 @@ def main(argv=None) -> int:
                 a, b = figures(path, target, "single-cut"), figures(path, target, "cost")
                 rows.append((name, target, str(a["parts"]), str(b["parts"]), f"{a['pct']:.1f}", f"{b['pct']:.1f}",
                              f"{a['moved']:,}", f"{b['moved']:,}", f"{a['us']:.1f}", f"{b['us']:.1f}",
-                             f"{b['us'] / a['us']:.2f}x" if a["us"] else "-"))
+                             f"{b['us'] / a['us']:.2f}x" if a["us"] else "-", f"{b['accel_us']:.1f}",
+                             "-" if b["vela_us"] is None else f"{b['vela_us']:.1f}"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("  ".join(c.rjust(w) if i > 1 else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip())

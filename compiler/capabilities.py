@@ -39,7 +39,10 @@ COST_KEYS = {
     "transfer_bytes_per_cycle": "bytes the accelerator moves per cycle across the boundary",
     "invoke_overhead_cycles": "accelerator cycles one invocation costs before any work",
 }
-SECTION_KEYS = {"name", "compiler", "compiler_options", "ops", *COST_KEYS}
+# optional: the most tensors a partition may read and write across its boundary (the Ethos-U driver
+# takes 8 base addresses, 3 of them for the weights and the scratch area)
+LIMIT_KEYS = {"max_boundary_tensors": "the most input and output tensors one partition may have"}
+SECTION_KEYS = {"name", "compiler", "compiler_options", "ops", *COST_KEYS, *LIMIT_KEYS}
 
 
 def op_key(op) -> str:
@@ -440,6 +443,7 @@ class Capabilities:
     path: str = ""
     # options for the accelerator's own compiler (Vela: accelerator_config, system_config, memory_mode)
     compiler_options: dict = field(default_factory=dict)
+    limits: dict = field(default_factory=dict)  # LIMIT_KEYS given in the target file
 
     def why_not(self, op) -> str | None:
         """None when the accelerator accepts `op`; otherwise the first constraint it fails."""
@@ -492,6 +496,14 @@ def read_capabilities(section: dict, path: str) -> Capabilities:
             kind_of, meaning, _ = CHECKS[entry]
             if not _is(kind_of)(value):
                 refuse(f"ops.{kind}.{entry}", f"{value!r} is not {meaning}")
+    limits = {}
+    for key in LIMIT_KEYS:
+        value = section.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 2:
+            refuse(key, f"{value!r} is not an integer of at least 2 ({LIMIT_KEYS[key]})")
+        limits[key] = value
     options = section.get("compiler_options", {})
     if not isinstance(options, dict):
         refuse("compiler_options", "expected a table of strings")
@@ -500,4 +512,4 @@ def read_capabilities(section: dict, path: str) -> Capabilities:
             refuse(f"compiler_options.{key}", f"{value!r} is not a non-empty string")
     name = section.get("name", "accelerator")
     return Capabilities(name=str(name), ops=ops, costs=costs, compiler=str(section.get("compiler", "")), path=path,
-                        compiler_options=dict(options))
+                        compiler_options=dict(options), limits=limits)

@@ -19,6 +19,11 @@ Modes (option "partition"):
     compiler is handed the int8 model behind it), so a QDQ model is cut where its layers are.
   * "none": everything on the CPU (the reasons still say what the accelerator would have taken).
 
+A target may bound the tensors one partition reads and writes (`max_boundary_tensors`: the Ethos-U
+driver has 8 base addresses, 3 taken by the weights and scratch): a run that would cross it is cut
+into consecutive pieces that keep within it, each then judged by the mode's rule; a layer that alone
+crosses it stays on the CPU with that reason.
+
 Why a pass and not the backend: which layers cross to the accelerator changes what the memory
 planner sees (a partition is one step with its boundary tensors live across it), so it happens
 before memory planning, as data in the IR.
@@ -80,6 +85,22 @@ def boundary(region, graph) -> tuple[list, list]:
     return reads, writes
 
 
+def split_by_boundary(region, graph, limit: int) -> tuple[list, list]:
+    """(pieces of `region`, in order, each with at most `limit` boundary tensors; the layers that alone
+    have more)."""
+    pieces, alone, current = [], [], []
+    for op in region:
+        if sum(map(len, boundary(current + [op], graph))) <= limit:
+            current.append(op)
+            continue
+        if current:
+            pieces.append(current)
+        current = [op] if sum(map(len, boundary([op], graph))) <= limit else []
+        if not current:
+            alone.append(op)
+    return pieces + ([current] if current else []), alone
+
+
 def estimate(region, graph, costs) -> tuple[float, float]:
     """(seconds on the accelerator including the round trip, seconds on the CPU) for a region."""
     reads, writes = boundary(region, graph)
@@ -114,6 +135,13 @@ def carve(graph, region, index: int, target: str) -> Op:
     return part
 
 
+def _bounded(region, graph, limit, cpu_reasons) -> list:
+    pieces, alone = split_by_boundary(region, graph, limit)
+    cpu_reasons.update({op: f"more than {limit} tensors cross its boundary, the most one partition may have"
+                        for op in alone})
+    return pieces
+
+
 @register("partition")
 def run(graph, ctx):
     target = ctx.target
@@ -129,6 +157,7 @@ def run(graph, ctx):
         graph.ops = schedule_by_device(graph.ops, on_accel)
     candidates = runs(graph.ops, on_accel)
     chosen, cpu_reasons = [], {}
+    limit = caps.limits.get("max_boundary_tensors")
     if mode == "single-cut":
         inputs = set(graph.inputs)
         interface = [op for op in graph.ops if op.kind == "quantize" and op.operands[0] in inputs]
@@ -138,10 +167,14 @@ def run(graph, ctx):
                          len(graph.ops))
         prefix = [op for op in graph.ops[:first_bad] if op not in interface]
         chosen = [prefix] if prefix else []
+        if limit is not None:
+            chosen = [p for r in chosen for p in _bounded(r, graph, limit, cpu_reasons)]
         for op in graph.ops[first_bad + 1:]:
             if on_accel(op):
                 cpu_reasons[op] = "after the first layer the accelerator rejects (single-cut)"
     elif mode == "cost":
+        if limit is not None:
+            candidates = [p for r in candidates for p in _bounded(r, graph, limit, cpu_reasons)]
         for region in candidates:
             accel, cpu = estimate(region, graph, caps.costs)
             if accel < cpu:

@@ -208,6 +208,13 @@ def test_malformed_compiler_options_are_refused_naming_the_entry(options, entry,
     assert str(e.value) == f"npu.toml: [accelerator] {entry}: {why}"
 
 
+@pytest.mark.parametrize("value", [1, 5.0, True, "5"])
+def test_a_malformed_boundary_limit_is_refused_naming_the_entry(value):
+    with pytest.raises(EdgeccError) as e:
+        read_capabilities(dict(name="NPU", **COSTS, ops={}, max_boundary_tensors=value), "npu.toml")
+    assert str(e.value).startswith(f"npu.toml: [accelerator] max_boundary_tensors: {value!r} is not an integer of at least 2")
+
+
 def test_the_ethos_u55_table_loads():
     t = get_target("ethos-u55")
     table = read_capabilities(t.accelerator, t.path)

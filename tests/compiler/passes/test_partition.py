@@ -152,3 +152,31 @@ def test_a_malformed_table_is_refused_naming_the_file_and_entry(change, entry):
         check_pass("partition", chain(), ctx=PassContext(target=replace(t, accelerator=section)))
     assert str(e.value).startswith("toy.toml: [accelerator] ") and entry in str(e.value), str(e.value)
     assert "\n" not in str(e.value)
+
+
+def add_chain():
+    """((((x0 + x1) + x2) + x3) + x4): one run of four adds reading five graph inputs."""
+    b = Builder("adds")
+    xs = [b.input(f"x{i}", (1, 2, 4, 4)) for i in range(5)]
+    y = xs[0]
+    for i, x in enumerate(xs[1:], 1):
+        y = b.op("add", [y, x], name=f"add{i}")
+    return b.graph(y)
+
+
+def test_a_run_crossing_the_boundary_limit_is_cut_into_pieces_within_it():
+    """Four adds: 5 inputs + 1 output cross the run's boundary; with at most 4, the pieces are
+    add1+add2 (x0, x1, x2 in, the sum out) and add3+add4 (that sum, x3, x4 in, the result out)."""
+    assert partitions(check_pass("partition", add_chain(), ctx=context())) == [["add1", "add2", "add3", "add4"]]
+    for mode in ("cost", "single-cut"):
+        g = check_pass("partition", add_chain(), ctx=context(mode, max_boundary_tensors=4))
+        assert partitions(g) == [["add1", "add2"], ["add3", "add4"]], mode
+        for op in g.ops:
+            assert len(op.operands) + len(op.results) <= 4
+
+
+def test_a_layer_alone_over_the_boundary_limit_stays_on_the_cpu():
+    g = check_pass("partition", add_chain(), ctx=context(max_boundary_tensors=2))
+    assert partitions(g) == []
+    assert g.meta["partition"]["reasons"]["add1"] == \
+        "more than 2 tensors cross its boundary, the most one partition may have"
