@@ -106,3 +106,21 @@ def test_without_the_glue_the_reference_delegate_still_runs(tmp_path):
     path = mlperf_path("kws_int8")
     out = io.StringIO()
     assert verify(path, target="ethos-u55", data=path.replace(".onnx", ".npz"), out=out), out.getvalue()
+
+
+@pytest.mark.parametrize("name", ["cnn_nchw_qdq", "conv1d_qdq", "mobile_hswish_resize_qdq"])
+def test_zoo_qdq_models_on_the_m55_and_vela(name, zoo, tmp_path):
+    """Vela maps every partition whole (the mobile block's concat needs its run cut to 5 boundary
+    tensors a partition), and the program with the reference delegate matches onnxruntime in QEMU."""
+    import io
+
+    from edgecc.compiler.verify import verify
+
+    path = str(zoo[name])
+    report = compiled(path, tmp_path / "out")
+    delegated = [e for e in report["partitions"] if e["device"] == "delegate"]
+    assert delegated
+    for e in delegated:
+        assert e["vela"]["cpu_operators"] == 0 and len(e["vela"]["regions"]) <= 8, e
+    out = io.StringIO()
+    assert verify(path, target="ethos-u55", data=path.replace(".onnx", ".npz"), out=out), out.getvalue()
