@@ -31,6 +31,7 @@ class Target:
     toolchain: str = ""  # cross compiler prefix ("arm-none-eabi-"); "" = the system C compiler
     emulator: dict = field(default_factory=dict)  # how to run the target's code (backends/c/emulator.py)
     accelerator: dict = field(default_factory=dict)  # a delegate target's capability table and costs
+    options: dict = field(default_factory=dict)  # settings a backend reads from its own [options] table
 
 
 def _read_target(path: str) -> Target:
@@ -40,7 +41,7 @@ def _read_target(path: str) -> Target:
                   cflags=tuple(d.get("cflags", ())), isa=dict(d.get("isa", {})), sram=int(d.get("sram", 0)),
                   flash=int(d.get("flash", 0)), costs=dict(d.get("costs", {})), passes=tuple(d.get("passes", ())),
                   path=path, toolchain=d.get("toolchain", ""), emulator=dict(d.get("emulator", {})),
-                  accelerator=dict(d.get("accelerator", {})))
+                  accelerator=dict(d.get("accelerator", {})), options=dict(d.get("options", {})))
 
 
 def _target_files(ref) -> list:
