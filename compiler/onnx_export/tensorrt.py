@@ -61,6 +61,7 @@ class TensorRTWriter(_Writer):
         self.qdq_inputs = False  # set while an op whose run-time inputs get Q/DQ pairs is written
         self.current = None      # the IR op being written (None: the interface's conversions)
         self.origins: list = []  # (ONNX node name, op type, IR op or None), in order
+        self.opset = OPSET
         self.readers = {}
         for op in graph.ops:
             for v in op.operands:
@@ -202,6 +203,12 @@ class TensorRTWriter(_Writer):
             self.current = None
 
     def _op(self, op) -> None:
+        if op.kind == "gelu":  # ONNX Gelu (opset 20, which TensorRT 10 reads): the model is written at 20
+            self.opset = max(self.opset, 20)
+            x = self.quantized_input(op.operands[0])
+            self._activated(op, lambda out: self.node("Gelu", [x], [out], op.name,
+                                                      approximate=op.attrs.get("approximate", "none")))
+            return
         if op.kind in ("quantize", "dequantize"):
             x, y = op.operands[0], op.result
             if y in self.graph.outputs:
@@ -255,7 +262,7 @@ def to_tensorrt_onnx(graph):
 
     g = helper.make_graph(w.nodes, graph.name, [info(v) for v in graph.inputs], [info(v) for v in graph.outputs],
                           _used_initializers(w.nodes, w.inits))
-    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="edgecc")
-    model.ir_version = IR_VERSION
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", w.opset)], producer_name="edgecc")
+    model.ir_version = IR_VERSION if w.opset <= 17 else 9  # opset 20 needs IR version 9
     onnx.checker.check_model(model, full_check=True)
     return model, w.changes, w.origins
