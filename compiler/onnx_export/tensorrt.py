@@ -210,14 +210,16 @@ class TensorRTWriter(_Writer):
                                                       approximate=op.attrs.get("approximate", "none")))
             return
         if op.kind in ("quantize", "dequantize"):
+            # a dequantize reads the quantized value as rounded and saturated: through its Q/DQ pair
             x, y = op.operands[0], op.result
+            real = self.quantized_input(x) if op.kind == "dequantize" else self.real(x)
             if y in self.graph.outputs:
                 if y.type.quant is not None:
-                    self._output_codes(y, self.real(x))
+                    self._output_codes(y, real)
                 else:
-                    self.node("Identity", [self.real(x)], [y.name], op.name)
+                    self.node("Identity", [real], [y.name], op.name)
             else:
-                self.floats[y] = self.real(x)
+                self.floats[y] = real
             return
         start = len(self.nodes)
         self.qdq_inputs = True
