@@ -20,10 +20,6 @@ KINDS = {"average_pool": "Pooling", "max_pool": "Pooling", "global_average_pool"
          "leaky_relu": "Activation", "elu": "Activation", "selu": "Activation", "softplus": "Activation",
          "softsign": "Activation", "hard_sigmoid": "Activation", "gelu": "Activation"}
 ACTIVATIONS = ("relu", "clip", "leaky_relu", "sigmoid", "tanh", "elu", "selu", "hard_sigmoid")
-# ops TensorRT runs on int8 tensors when Q/DQ surround them (pooling, data movement, clamps); the rest of
-# a quantized model's ops run in float
-INT8_CARRIERS = ("average_pool", "max_pool", "global_average_pool", "global_max_pool", "reshape", "transpose",
-                 "concat", "slice", "split", "pad", "identity", "relu", "clip", "depth_to_space", "space_to_depth")
 SPARSE_PATTERNS = ("2:4", "1:4", "1:8", "1:16")  # at most 2 non-zeros in every 4: what sparse tensor cores take
 
 
@@ -57,20 +53,20 @@ def _fused_into(graph) -> dict:
     return head
 
 
-def _precision(op, entry, qdq_nodes, quantized: bool, float_precision: str) -> str:
-    """INT8 where Q/DQ pairs feed the layer, or where the IR keeps a pooling, data movement or clamp on
-    integers (TensorRT carries the quantization through those); FP32 where a quantized model's IR
-    computes the layer in float (held there); otherwise the target's float precision (TensorRT has
-    no INT8 softmax, say)."""
+def _precision(op, quantized: bool, float_precision: str) -> str:
+    """INT8 where Q/DQ pairs feed a convolution, matrix product or residual add; in a quantized model
+    every other layer is held to FP32 (it computes on the source's grid, or in float as edgecc keeps
+    it: FP16 would round what the source rounds differently); a float model's layers run in the
+    target's float precision."""
     if not quantized:
         return float_precision.upper()
-    if any(n in qdq_nodes for n in entry["onnx_nodes"]) and (op.kind in COMPUTE or op.kind == "add"):
-        return "INT8"
-    values = [v for v in list(op.operands) + list(op.results) if v is not None and not v.is_const]
-    on_integers = bool(values) and all(v.type.quant is not None for v in values)
-    if on_integers and op.kind in INT8_CARRIERS:
-        return "INT8"
-    return float_precision.upper() if on_integers else "FP32"
+    runtime = [v for v in op.operands if v is not None and not v.is_const]
+    fused = op.kind in COMPUTE or (op.kind == "add" and len(runtime) == 2)
+    weights = op.operands[1] if op.kind in COMPUTE and len(op.operands) > 1 else None
+    int8_weights = weights is None or not weights.is_const or weights.type.quant is not None
+    if fused and int8_weights and all(v.type.quant is not None and v.type.quant.axis is None for v in runtime):
+        return "INT8"  # its inputs come through symmetric Q/DQ pairs (compiler/onnx_export/tensorrt.py)
+    return "FP32"
 
 
 def engine_plan(graph, origins: list, quantized: bool, float_precision: str) -> list:
@@ -79,7 +75,6 @@ def engine_plan(graph, origins: list, quantized: bool, float_precision: str) -> 
     head = _fused_into(graph)
     sparsity = graph.meta.get("sparsity", {})
     layers, by_op = [], {}
-    qdq_nodes = {node for node, op_type, _ in origins if op_type == "QuantizeLinear"}
     for node, _, op in origins:
         owner = head.get(op, op)
         if owner in by_op:
@@ -93,7 +88,7 @@ def engine_plan(graph, origins: list, quantized: bool, float_precision: str) -> 
         if owner is not None:
             by_op[owner] = entry
     for op, entry in by_op.items():
-        entry["precision"] = _precision(op, entry, qdq_nodes, quantized, float_precision)
+        entry["precision"] = _precision(op, quantized, float_precision)
         entry["sparse"] = op.kind in COMPUTE and sparsity.get(_layer(op), {}).get("pattern") in SPARSE_PATTERNS
     for entry in layers:
         if entry["precision"] is None:  # the interface's conversions to and from codes: exact in FP32

@@ -6,12 +6,14 @@ the pair, the layer, its bias and activation into one kernel. Its rules: Q/DQ sy
 (__init__.py), which rounds every quantized value:
 
   * every value is a float tensor between ops; a fused activation is a node after its op;
-  * a Q/DQ pair (one per value, shared by its readers) goes on every quantized run-time input: on
-    the inputs of conv, conv_transpose, gemm, matmul and fully_connected and of residual adds they are
-    what TensorRT fuses into its int8 kernels; elsewhere they hold the source's rounding and
-    saturation, which TensorRT carries through data movement and pooling (measured: without them on
-    the inputs of pools and element-wise ops, a QDQ model calibrated on narrow ranges moved by a
-    quarter of its output range, its saturation lost);
+  * a symmetric Q/DQ pair (one per value, shared by its readers) goes on the quantized run-time
+    inputs of conv, conv_transpose, gemm, matmul and fully_connected and of residual adds: what
+    TensorRT fuses into its int8 kernels;
+  * every other op reads a quantized input on the source's own grid, computed in float:
+    clip(round(x / s), lo - z, hi - z) * s (Div, Round, Clip, Mul, which TensorRT fuses into one
+    point-wise kernel), so the rounding and saturation the source model applies there stay exact
+    (measured: with no rounding there, a QDQ model calibrated on narrow ranges moved by a quarter of
+    its output range; with symmetric Q/DQ there too, the MobileNetV3 block moved by 4 %);
   * an activation the source quantized with a zero point is re-derived symmetric: scale
     max(|lo|, |hi|) / 127 for its real range [lo, hi] (zero point 0 keeps its scale), with a Clip to
     [lo, hi] before the QuantizeLinear, so what the source saturated still saturates (TensorRT fuses
@@ -58,7 +60,8 @@ class TensorRTWriter(_Writer):
         self.floats: dict = {}   # IR value -> name of its float tensor
         self.qdq: dict = {}      # IR value -> name of its Q/DQ'd tensor
         self.changes: list = []  # per re-derived activation: name, source scale and zero point, new scale, dB
-        self.qdq_inputs = False  # set while an op whose run-time inputs get Q/DQ pairs is written
+        self.reading = None      # how the op being written reads quantized inputs: "int8" (Q/DQ) or "grid"
+        self.grid: dict = {}     # IR value -> name of its tensor on the source's grid (exact rounding in float)
         self.current = None      # the IR op being written (None: the interface's conversions)
         self.origins: list = []  # (ONNX node name, op type, IR op or None), in order
         self.opset = OPSET
@@ -75,8 +78,8 @@ class TensorRTWriter(_Writer):
     # ---- values --------------------------------------------------------------------------
     def real(self, v) -> str:
         """v's float tensor; while an op that TensorRT runs in int8 is written, through its Q/DQ pair."""
-        if self.qdq_inputs and v is not None and not v.is_const:
-            return self.quantized_input(v)
+        if self.reading and v is not None and not v.is_const:
+            return self.quantized_input(v) if self.reading == "int8" else self.on_source_grid(v)
         return self._plain(v)
 
     def _plain(self, v) -> str:
@@ -154,6 +157,27 @@ class TensorRTWriter(_Writer):
             self.qdq[v] = dq
         return self.qdq[v]
 
+    def on_source_grid(self, v) -> str:
+        """v's float tensor rounded and saturated exactly as the source quantized it, in float:
+        clip(round(x / s), lo - z, hi - z) * s, which is dequantize(quantize(x)) with no zero point
+        left in a Q/DQ node. For the inputs of ops TensorRT runs in float anyway (softmax, sigmoid,
+        element-wise products, pooling and data movement), where a symmetric re-derivation would
+        change the numbers for nothing."""
+        if v is None or v.is_const or v.type.quant is None or v.type.quant.axis is not None:
+            return self._plain(v)
+        if v not in self.grid:
+            lo, hi = INT_RANGES[v.type.dtype]
+            s, z = float(v.type.quant.scale[0]), int(v.type.quant.zero_point[0])
+            steps, rounded, clamped, out = (self.name(f"{v.name}_{k}") for k in ("steps", "rounded", "clamped", "grid"))
+            self.node("Div", [self._plain(v), self.init(f"{v.name}_grid_scale", np.float32(s))], [steps],
+                      f"{v.name}_grid_Div")
+            self.node("Round", [steps], [rounded], f"{v.name}_grid_Round")
+            self.node("Clip", [rounded, self.init(f"{v.name}_grid_min", np.float32(lo - z)),
+                               self.init(f"{v.name}_grid_max", np.float32(hi - z))], [clamped], f"{v.name}_grid_Clip")
+            self.node("Mul", [clamped, self.init(f"{v.name}_grid_step", np.float32(s))], [out], f"{v.name}_grid_Mul")
+            self.grid[v] = out
+        return self.grid[v]
+
     def _source_range(self, v, x: str) -> str:
         """x clamped to the real range the source's asymmetric quantization allowed: the symmetric
         range is wider on one side, and a model that saturates there must keep doing so."""
@@ -205,14 +229,14 @@ class TensorRTWriter(_Writer):
     def _op(self, op) -> None:
         if op.kind == "gelu":  # ONNX Gelu (opset 20, which TensorRT 10 reads): the model is written at 20
             self.opset = max(self.opset, 20)
-            x = self.quantized_input(op.operands[0])
+            x = self.on_source_grid(op.operands[0])
             self._activated(op, lambda out: self.node("Gelu", [x], [out], op.name,
                                                       approximate=op.attrs.get("approximate", "none")))
             return
         if op.kind in ("quantize", "dequantize"):
             # a dequantize reads the quantized value as rounded and saturated: through its Q/DQ pair
             x, y = op.operands[0], op.result
-            real = self.quantized_input(x) if op.kind == "dequantize" else self.real(x)
+            real = self.on_source_grid(x) if op.kind == "dequantize" else self.real(x)
             if y in self.graph.outputs:
                 if y.type.quant is not None:
                     self._output_codes(y, real)
@@ -222,11 +246,13 @@ class TensorRTWriter(_Writer):
                 self.floats[y] = real
             return
         start = len(self.nodes)
-        self.qdq_inputs = True
+        runtime = [v for v in op.operands if v is not None and not v.is_const]
+        fused = op.kind in QDQ_INPUT_KINDS or (op.kind == "add" and len(runtime) == 2)
+        self.reading = "int8" if fused else "grid"
         try:
             super().op(op)
         finally:
-            self.qdq_inputs = False
+            self.reading = None
         if len(op.results) > 1:  # the QDQ writer rounds each quantized result: here they stay float
             rounding = {r.name: r for r in op.results if r.type.quant is not None}
             added, self.nodes = self.nodes[start:], self.nodes[:start]

@@ -83,7 +83,7 @@ def check_scripts(out):
 
 # the MobileNetV3 block amplifies any change of rounding (one tensor's step alone moves its output by 2-4 %
 # of the range), and TensorRT's symmetric int8 doubles the step of its one-sided (post-activation) tensors
-SYMMETRIC_LOSS = {"mobile_hswish_resize_qdq": "4.0 % of the range: the symmetric re-derivation's doubled steps"}
+SYMMETRIC_LOSS = {"mobile_hswish_resize_qdq": "4.3 % of the range: the symmetric int8 of its conv inputs (their source zero points kept: 0.4 %)"}
 
 
 TRANSFORMERS_QDQ = {"transformer_qdq": "transformer_fp32", "transformer_gelu20_qdq": "transformer_gelu20_fp32"}
@@ -121,6 +121,9 @@ def test_trt_onnx_runs_in_onnxruntime_like_the_source(name, zoo, transformers, t
     check_explicit_quantization(model)
     assert plan["int8"] and any(layer["precision"] == "INT8" for layer in plan["layers"])
     assert all(layer["precision"] in ("INT8", "FP16", "FP32") for layer in plan["layers"])
+    if name in MLPERF_INT8:  # every convolution and matrix product of the int8 models runs in INT8
+        assert all(layer["precision"] == "INT8" for layer in plan["layers"]
+                   if layer["kind"] in ("Convolution", "MatrixMultiply")), plan["layers"]
     nodes = {n.name for n in model.graph.node}
     assert sorted(n for layer in plan["layers"] for n in layer["onnx_nodes"]) == sorted(nodes)
     for change in report["tensorrt"]["activations_made_symmetric"]:
