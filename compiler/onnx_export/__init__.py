@@ -174,27 +174,32 @@ class _Writer:
         return write
 
 
-def to_onnx(graph):
-    """The graph as an onnx.ModelProto (QDQ where it is quantized), checked by onnx.checker."""
+def checked_model(graph, nodes: list, inits: list, opset: int = OPSET, full_check: bool = False):
+    """An onnx.ModelProto of the nodes and initializers, with graph's inputs and outputs (names,
+    dtypes, static shapes), checked by onnx.checker."""
     import onnx
     from onnx import helper
-
-    w = _Writer(graph)
-    for c in graph.constants:
-        w.init(c.name, c.data, exact=True)
-    for op in graph.ops:
-        w.op(op)
 
     def info(v):
         return helper.make_tensor_value_info(v.name, helper.np_dtype_to_tensor_dtype(v.type.np_dtype),
                                              list(v.type.shape))
 
-    g = helper.make_graph(w.nodes, graph.name, [info(v) for v in graph.inputs], [info(v) for v in graph.outputs],
-                          w.inits)
-    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="edgecc")
-    model.ir_version = IR_VERSION
-    onnx.checker.check_model(model)
+    g = helper.make_graph(nodes, graph.name, [info(v) for v in graph.inputs], [info(v) for v in graph.outputs],
+                          inits)
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)], producer_name="edgecc")
+    model.ir_version = IR_VERSION if opset <= 17 else 9  # opset 20 and later need IR version 9
+    onnx.checker.check_model(model, full_check=full_check)
     return model
+
+
+def to_onnx(graph):
+    """The graph as an onnx.ModelProto (QDQ where it is quantized), checked by onnx.checker."""
+    w = _Writer(graph)
+    for c in graph.constants:
+        w.init(c.name, c.data, exact=True)
+    for op in graph.ops:
+        w.op(op)
+    return checked_model(graph, w.nodes, w.inits)
 
 
 def qdq_model_bytes(graph) -> bytes:

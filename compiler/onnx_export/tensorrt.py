@@ -34,7 +34,7 @@ import numpy as np
 
 from edgecc.ir.errors import EdgeccError
 
-from . import IR_VERSION, _Writer
+from . import _Writer, checked_model
 from .ops import OPSET
 
 QDQ_INPUT_KINDS = ("conv", "conv_transpose", "gemm", "matmul", "fully_connected")
@@ -277,20 +277,8 @@ def to_tensorrt_onnx(graph):
     """(the graph as an onnx.ModelProto in TensorRT's explicit-quantization form, the re-derived
     activations: a list of {name, source_scale, source_zero_point, scale, sqnr_change_db}, the
     origins of its nodes: (node name, op type, IR op or None))."""
-    import onnx
-    from onnx import helper
-
     w = TensorRTWriter(graph)
     for op in graph.ops:
         w.op(op)
-
-    def info(v):
-        return helper.make_tensor_value_info(v.name, helper.np_dtype_to_tensor_dtype(v.type.np_dtype),
-                                             list(v.type.shape))
-
-    g = helper.make_graph(w.nodes, graph.name, [info(v) for v in graph.inputs], [info(v) for v in graph.outputs],
-                          _used_initializers(w.nodes, w.inits))
-    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", w.opset)], producer_name="edgecc")
-    model.ir_version = IR_VERSION if w.opset <= 17 else 9  # opset 20 needs IR version 9
-    onnx.checker.check_model(model, full_check=True)
+    model = checked_model(graph, w.nodes, _used_initializers(w.nodes, w.inits), w.opset, full_check=True)
     return model, w.changes, w.origins
