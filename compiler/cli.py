@@ -49,6 +49,8 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="accelerator targets: which supported layers the accelerator runs (default: cost: each run "
                         "of supported layers where the cost model says the round trip pays; single-cut: those "
                         "before the first unsupported layer, as the Edge TPU compiler does; none: all on the CPU)")
+    p.add_argument("--sparsity", choices=("on", "off"), default="on",
+                   help="zero weights: output channels zero end to end are removed (default on; off, to compare)")
 
 
 def compile_parser() -> argparse.ArgumentParser:
@@ -137,7 +139,7 @@ def run_compile(args) -> int:
     out = args.output if args.output or args.emit in without_dir else DEFAULT_C_OUT
     art = compile_model(args.model, target=args.target, outdir=out, name=args.name, emit=args.emit,
                         input_shapes=shapes_of(args), quantize=quantize, sram=args.sram, flash=args.flash,
-                        optimize=args.optimize, partition=args.partition)
+                        optimize=args.optimize, partition=args.partition, sparsity=args.sparsity)
     if args.emit == "ir" and out is None:
         sys.stdout.write(art.ir_text)
     if args.emit == "report" and out is None:
@@ -149,7 +151,7 @@ def run_verify(args) -> int:
     from .verify import verify
 
     ok = verify(args.model, target=args.target, data=args.data, input_shapes=shapes_of(args), name=args.name,
-                optimize=args.optimize, partition=args.partition)
+                optimize=args.optimize, partition=args.partition, sparsity=args.sparsity)
     return 0 if ok else 1
 
 

@@ -84,7 +84,7 @@ def _write_or_keep(outdir: Optional[str], name: str, suffix: str, data) -> list:
 def compile(model: Union[str, os.PathLike, Graph], target: str = "host", outdir: Optional[str] = None,
             name: str = "model", emit: str = "ir", input_shapes: Optional[dict] = None,
             quantize=None, sram: Optional[int] = None, flash: Optional[int] = None,
-            optimize: str = "balanced", partition: Optional[str] = None) -> Artifacts:
+            optimize: str = "balanced", partition: Optional[str] = None, sparsity: str = "on") -> Artifacts:
     """Compile `model` (a path or a Graph) for `target`.
 
     emit="ir": the imported graph as textual IR, written to `outdir` when given (a file path, or
@@ -97,6 +97,8 @@ def compile(model: Union[str, os.PathLike, Graph], target: str = "host", outdir:
     `optimize`: "balanced" (default), "speed" or "size": how the backend trades code size against speed
     (for the C backend: which small layers share one compact kernel, backends/c/kernels/compact.py).
     `partition`: accelerator targets: "cost" (default), "single-cut" or "none" (compiler/passes/partition.py).
+    `sparsity`: "on" (default) or "off": whether output channels that are zero end to end are removed
+    (compiler/passes/remove_zero_channels.py).
     """
     if emit not in EMITS:
         raise EdgeccError(f"unknown output kind '{emit}' (known: {', '.join(EMITS)})")
@@ -135,7 +137,10 @@ def compile(model: Union[str, os.PathLike, Graph], target: str = "host", outdir:
     from edgecc.backends.registry import backend_for
     from edgecc.compiler.pipeline import lower
 
-    budgets = {k: v for k, v in (("sram", sram), ("flash", flash), ("partition", partition)) if v is not None}
+    if sparsity not in ("on", "off"):
+        raise EdgeccError(f"unknown sparsity mode '{sparsity}' (on, off)")
+    budgets = {k: v for k, v in (("sram", sram), ("flash", flash), ("partition", partition), ("sparsity", sparsity))
+               if v is not None}
     graph = lower(graph, target, options=dict(budgets, file="" if isinstance(model, Graph) else str(model)),
                   backend=backend, passes=rest)
     dest = os.path.abspath(outdir)

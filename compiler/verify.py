@@ -135,7 +135,8 @@ def format_figures(run, total_macs: int, target) -> str:
 
 
 def verify(model_path: str, target: str = "host", data: str | None = None, input_shapes=None,
-           name: str = "model", out=sys.stdout, optimize: str = "balanced", partition: str | None = None) -> bool:
+           name: str = "model", out=sys.stdout, optimize: str = "balanced", partition: str | None = None,
+           sparsity: str = "on") -> bool:
     """Compile, run the C (on the host with the system C compiler, or in the target's emulator), compare
     with onnxruntime; print the table (and, on an emulator, instructions, flash and RAM); True when all
     outputs match."""
@@ -160,7 +161,7 @@ def verify(model_path: str, target: str = "host", data: str | None = None, input
     run, partition_checks = None, []
     try:
         art = compile_model(model_path, target=target, outdir=os.path.join(work, "c"), name=name, emit="c",
-                            input_shapes=input_shapes, optimize=optimize, partition=partition)
+                            input_shapes=input_shapes, optimize=optimize, partition=partition, sparsity=sparsity)
         graph = art.graph
         inputs = load_inputs(data, graph)
         if t.emulator:

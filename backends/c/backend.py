@@ -159,6 +159,8 @@ class CBackend(Backend):
                       memory=memory_section(plan))
         if "quantization" in graph.meta:  # the quantization report (compiler/passes/quantization_report.py)
             report["quantization"] = graph.meta["quantization"]
+        if "sparsity" in graph.meta or "zero_channels" in graph.meta:
+            report["sparsity"] = sparsity_section(graph, report_layers)
         written += self.extra_files(graph, outdir, api, env, report)
         path = os.path.join(outdir, "report.json")
         with open(path, "w", newline="\n") as f:
@@ -236,6 +238,7 @@ class CBackend(Backend):
 
     @staticmethod
     def _report_row(op, plan, fn):
+        """One layer of report.json (see sparsity_section for its "sparsity")."""
         r = op.results[0]
         return dict(name=op.name, function=fn, op=op.kind,
                     inputs=[list(v.type.shape) for v in op.inputs()],
@@ -243,3 +246,19 @@ class CBackend(Backend):
                     macs=macs(op), weight_bytes=weight_bytes(op),
                     arena_offset=plan.offsets.get(r, -1), bytes=r.type.nbytes,
                     scratch=list(plan.scratch.get(op, (0, 0))))
+
+
+def sparsity_section(graph, report_layers) -> dict:
+    """report.json "sparsity", and each analysed layer's "sparsity": its weights' density and pattern
+    (compiler/passes/sparsity.py), the kernel that computes it and the MACs the build skips (the channels
+    remove_zero_channels took out, counted at the layer that produced them). Every kernel is dense:
+    the remaining zeros are multiplied."""
+    analysed = graph.meta.get("sparsity", {})
+    zero = graph.meta.get("zero_channels", {})
+    removed = zero.get("removed", {})
+    for row in report_layers:
+        entry = analysed.get(row["name"])
+        if entry is not None:
+            row["sparsity"] = dict(entry, kernel="dense", macs_skipped=removed.get(row["name"], {}).get("macs", 0))
+    return dict(macs_skipped=int(sum(r["macs"] for r in removed.values())), channels_removed=removed,
+                constant_layers=zero.get("constant_layers", []), zero_channels_kept=zero.get("kept", {}))
