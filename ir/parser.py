@@ -7,11 +7,11 @@ that an error points at the op's line. Every problem with the text, syntax or me
 """
 from __future__ import annotations
 
+import math
 import re
 from functools import lru_cache
 from importlib.resources import files
 
-import numpy as np
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 from lark.lexer import PatternStr
@@ -20,7 +20,7 @@ from .errors import EdgeccError
 from .graph import Graph, Op, Value
 from .ops import FLOAT, FLOATS, OPS
 from .printer import format_type, value_ref
-from .types import DTYPES, Quant, TensorType
+from .types import DTYPES, Quant, TensorType, data_from_bytes
 from .verifier import VerifyError, verify, verify_op
 
 
@@ -92,6 +92,8 @@ def _syntax_error(e: UnexpectedInput, text: str, filename: str) -> IRParseError:
 
 
 # ---- from tree to graph ------------------------------------------------------------------------
+_SHAPE_DTYPE = re.compile(r"((?:[0-9]+x)*)([a-z][a-z0-9]*)")
+MAX_ELEMENTS = 2**31 - 1  # the C backend's loops index tensors with `int`
 _UNESCAPE = re.compile(r'\\(["\\ntr]|x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8})')
 _SIMPLE_ESCAPES = {'"': '"', "\\": "\\", "n": "\n", "t": "\t", "r": "\r"}
 
@@ -122,29 +124,44 @@ class _Reader:
     def word(self, tok: Token) -> str:
         return self.string(tok) if tok.type == "STRING" else str(tok)
 
+    def integer(self, tok: Token, digits: str | None = None) -> int:
+        """The integer in `tok` (or in `digits`, a part of it): attributes, dimensions, zero points and
+        axes are 64-bit (ONNX's int64), and a longer literal is refused before Python converts it."""
+        digits = str(tok) if digits is None else digits
+        value = int(digits) if len(digits.lstrip("-")) <= 19 else None
+        if value is None or not -2**63 <= value < 2**63:
+            self.fail(tok, f"integer {_shown(digits)} is out of the 64-bit range")
+        return value
+
     def scalar(self, tok: Token):
-        return {"INT": int, "FLOAT": float, "STRING": self.string}[tok.type](tok)
+        return {"INT": self.integer, "FLOAT": float, "STRING": self.string}[tok.type](tok)
 
     def type(self, tree: Tree) -> TensorType:
         shape_dtype, *extras = tree.children
-        *dims, dtype = shape_dtype.split("x")
-        if dtype not in DTYPES or not all(dims):
+        # the token's regex also takes a name holding an `x` ("infx12xi8"): split digits from the type here
+        m = _SHAPE_DTYPE.fullmatch(shape_dtype)
+        if m is None or m.group(2) not in DTYPES:
             self.fail(shape_dtype, f"bad tensor shape or element type {shape_dtype} "
                                    f"(element types: {', '.join(DTYPES)})")
+        dims = [self.integer(shape_dtype, d) for d in m.group(1).split("x")[:-1]]
+        if any(d > MAX_ELEMENTS for d in dims) or math.prod(dims) > MAX_ELEMENTS:
+            self.fail(shape_dtype, f"tensor shape {'x'.join(map(str, dims))} holds more than the "
+                                   f"{MAX_ELEMENTS} elements the generated C can index")
+        dtype = m.group(2)
         quant = layout = None
         for extra in extras:
             if extra.data == "quant_tensor":
                 scale, zero_point = extra.children
-                quant = Quant((float(scale),), (int(zero_point),))
+                quant = Quant((float(scale),), (self.integer(zero_point),))
             elif extra.data == "quant_axis":
                 axis, scales, zero_points = extra.children
                 if len(scales.children) != len(zero_points.children):
                     self.fail(axis, "per-axis quantization needs as many zero points as scales")
                 quant = Quant(tuple(float(s) for s in scales.children),
-                              tuple(int(z) for z in zero_points.children), int(axis))
+                              tuple(self.integer(z) for z in zero_points.children), self.integer(axis))
             else:
                 layout = self.word(extra.children[0])
-        return TensorType(tuple(int(d) for d in dims), dtype, quant, layout)
+        return TensorType(tuple(dims), dtype, quant, layout)
 
     def attrs(self, tree: Tree, kind: str) -> dict:
         declared = OPS[kind].attrs if kind in OPS else {}
@@ -184,8 +201,7 @@ class _Reader:
         digits = hex_tok[4:-1]  # hex"..."
         if len(digits) != 2 * t.nbytes:
             self.fail(hex_tok, f"{len(digits)} hex digits of data, {format_type(t)} needs {2 * t.nbytes}")
-        little_endian = t.np_dtype.newbyteorder("<")
-        data = np.frombuffer(bytes.fromhex(digits), little_endian).astype(t.np_dtype).reshape(t.shape)
+        data = data_from_bytes(t, bytes.fromhex(digits))
         return self.define(scope, name_tok, Value(self.name(name_tok), t, data))
 
     def op(self, tree: Tree, scope: dict) -> Op:

@@ -1,21 +1,28 @@
 """The graph verifier: SSA, declared arity and attributes, shapes, quantization well-formedness."""
 from __future__ import annotations
 
+import math
+
 from .graph import Graph
 from .ops import FLOAT, FLOATS, INT, INTS, OPS, REQUIRED, STR, STRS, infer_shapes
-from .types import is_channels_last
+from .types import int_range, is_channels_last
 
 
 class VerifyError(Exception):
     """The graph breaks an IR rule; the message names the op."""
 
 
+def _int64(v) -> bool:
+    """An integer attribute as ONNX has them: int64 (what the C and the printer can hold)."""
+    return isinstance(v, int) and not isinstance(v, bool) and -2**63 <= v < 2**63
+
+
 def _check_attr(op, name, kind, value):
     ok = {
-        INT: lambda v: isinstance(v, int) and not isinstance(v, bool),
+        INT: _int64,
         FLOAT: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
         STR: lambda v: isinstance(v, str),
-        INTS: lambda v: isinstance(v, list) and all(isinstance(x, int) for x in v),
+        INTS: lambda v: isinstance(v, list) and all(_int64(x) for x in v),
         FLOATS: lambda v: isinstance(v, list) and all(isinstance(x, (int, float)) for x in v),
         STRS: lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
     }[kind](value)
@@ -60,7 +67,7 @@ def verify_op(op) -> None:
             raise VerifyError(f"{_where(op)}: missing attribute {name}")
     try:
         shapes = infer_shapes(op)
-    except (KeyError, IndexError, TypeError, ValueError, ZeroDivisionError) as e:
+    except (KeyError, IndexError, TypeError, ValueError, ArithmeticError) as e:
         # a shape rule reading a malformed op (e.g. 1 stride for a 2-D conv) is the op's fault
         raise VerifyError(f"{_where(op)}: cannot infer result shapes ({type(e).__name__}: {e})") from e
     if shapes is not None:
@@ -101,13 +108,30 @@ def _check_quant(v):
     q = v.type.quant
     if q is None:
         return
-    if v.type.dtype == "f32":
-        raise VerifyError(f"%{v.name}: a float tensor cannot carry quantization")
+    if v.type.dtype in ("f32", "i1"):
+        raise VerifyError(f"%{v.name}: a {'float' if v.type.dtype == 'f32' else 'boolean'} tensor cannot carry "
+                          f"quantization")
     if q.axis is not None:
         if not 0 <= q.axis < v.type.rank or v.type.shape[q.axis] != len(q.scale):
             raise VerifyError(f"%{v.name}: per-axis quantization does not fit shape {list(v.type.shape)}")
     if any(not s > 0 for s in q.scale):
         raise VerifyError(f"%{v.name}: quantization scale must be positive")
+    if any(not math.isfinite(s) for s in q.scale):
+        raise VerifyError(f"%{v.name}: quantization scale must be finite")
+    lo, hi = int_range(v.type.dtype)
+    if any(not lo <= z <= hi for z in q.zero_point):
+        raise VerifyError(f"%{v.name}: zero point outside the range of {v.type.dtype} ({lo}..{hi})")
+
+
+def _check_int4(v):
+    """i4 holds weights: constants only (no kernel reads or writes 4-bit activations), values in [-8, 7]."""
+    if v.type.dtype != "i4":
+        return
+    if not v.is_const:
+        raise VerifyError(f"%{v.name}: an i4 tensor must be a constant (4-bit integers hold weights)")
+    lo, hi = int_range("i4")
+    if v.data.size and not (lo <= int(v.data.min()) and int(v.data.max()) <= hi):
+        raise VerifyError(f"%{v.name}: i4 data outside [{lo}, {hi}]")
 
 
 def verify(g: Graph) -> None:
@@ -122,6 +146,7 @@ def verify(g: Graph) -> None:
         defined.add(v)
         names.add(v.name)
         _check_quant(v)
+        _check_int4(v)
 
     for v in g.inputs:
         if v.is_const:

@@ -18,7 +18,7 @@ from edgecc.ir.graph import Graph, Op, Value, fresh_name
 from edgecc.ir.ops import fill_defaults
 from edgecc.ir.types import Quant, TensorType
 
-from .dtypes import elem_type_name, static_shape, tensor_type
+from .dtypes import FOUR_BIT, elem_type_name, static_shape, tensor_type
 from .load import node_label
 
 RULES: dict[str, Callable] = {}
@@ -40,7 +40,13 @@ class LiftContext:
         self.file, self.opset = file, opset
         self.graph = Graph(graph_name, [], [])
         self.values: dict[str, Value] = {}  # ONNX tensor name -> IR value
-        self.arrays = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+        self.arrays, self.four_bit = {}, {}  # four_bit: names of 4-bit initializers -> "i4" or "u4"
+        for t in model.graph.initializer:
+            a = numpy_helper.to_array(t)
+            if t.data_type in FOUR_BIT:  # numpy reads them as 8-bit integers of the same values
+                self.four_bit[t.name] = FOUR_BIT[t.data_type]
+                a = a.astype(np.int8 if FOUR_BIT[t.data_type] == "i4" else np.uint8)
+            self.arrays[t.name] = a
         self.infos = {vi.name: vi for vi in list(model.graph.input) + list(model.graph.value_info)
                       + list(model.graph.output)}
         self.op_names: set[str] = set()
@@ -84,7 +90,20 @@ class LiftContext:
         t = tensor_type(data.shape, helper.np_dtype_to_tensor_dtype(data.dtype))
         if t is None:
             self.fail(f"constant '{name}' has element type {data.dtype}, which edgecc does not support", node)
+        if name in self.four_bit:
+            return self.four_bit_constant(name, data, t, quant)
         return self.graph.add_constant(name, data, t.with_(quant=quant))
+
+    def four_bit_constant(self, name: str, codes: np.ndarray, t: TensorType, quant: Optional[Quant]) -> Value:
+        """A 4-bit initializer (its values as 8-bit integers, type t): symmetric weights (zero points 0, or 8
+        for unsigned codes, which are then re-centred: u - 8 with zero point 0 means the same reals) are i4;
+        any other 4-bit tensor keeps its values as the 8-bit integers they are, exactly."""
+        offset = 8 if self.four_bit[name] == "u4" else 0
+        if quant is None or any(z != offset for z in quant.zero_point):
+            return self.graph.add_constant(name, codes, t.with_(quant=quant))
+        centred = (codes.astype(np.int16) - offset).astype(np.int8)
+        return self.graph.add_constant(name, centred, TensorType(t.shape, "i4", Quant(
+            quant.scale, (0,) * len(quant.zero_point), quant.axis)))
 
     def op_name(self, base: str) -> str:
         return fresh_name(base, self.op_names)

@@ -18,6 +18,11 @@ IR_DTYPE = {
 }
 
 
+# 4-bit integers, which the frontend reads as constants (quantized weights) only: signed codes as they are,
+# unsigned ones re-centred (LiftContext.constant)
+FOUR_BIT = {onnx.TensorProto.INT4: "i4", onnx.TensorProto.UINT4: "u4"}
+
+
 def elem_type_name(elem_type: int) -> str:
     return onnx.TensorProto.DataType.Name(elem_type).lower()
 
@@ -34,7 +39,7 @@ def static_shape(value_info: onnx.ValueInfoProto) -> Optional[tuple[int, ...]]:
         return None
     dims = []
     for d in t.shape.dim:
-        if not d.HasField("dim_value"):
+        if not d.HasField("dim_value") or d.dim_value < 0:  # symbolic, or -1 for "dynamic"
             return None
         dims.append(int(d.dim_value))
     return tuple(dims)

@@ -12,6 +12,7 @@ arithmetic instead (arith.py).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Optional
 
@@ -46,8 +47,8 @@ def quant_from(n: NodeView, scale: np.ndarray, zero_point: Optional[np.ndarray],
         scales = scales * len(zps)
     if len(scales) != len(zps):
         n.fail(f"scale has {len(scales)} values, zero_point {len(zps)}")
-    if any(not s > 0 for s in scales):
-        n.fail("a quantization scale is not positive")
+    if any(not 0 < s < math.inf for s in scales):
+        n.fail("a quantization scale is not a positive finite number")
     if len(scales) == 1:
         return Quant((scales[0],), (zps[0],))
     axis = n.axis(axis, len(shape))

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import onnx
 import onnx_graphsurgeon as gs
+from onnx_graphsurgeon.logger import G_LOGGER
 
 from edgecc.ir.errors import EdgeccError
 
 from .dtypes import shape_text, static_shape
 from .fold import fold_constants
-from .load import node_label
+from .limits import DEFAULT as DEFAULT_LIMITS
+from .limits import Limits
+from .load import CONTRIB_QDQ, node_label
+from .validate import check_inferred_model, onnx_error
 
 MAX_ROUNDS = 64
 
@@ -49,7 +53,7 @@ def pin_inputs(model: onnx.ModelProto, input_shapes: dict | None, file: str) -> 
                 raise EdgeccError(f"input '{vi.name}' has rank {len(t.shape.dim)}, --input-shape gives {shape}",
                                   file=file)
             for d, want in zip(t.shape.dim, shape):
-                if d.HasField("dim_value") and d.dim_value != want:
+                if d.HasField("dim_value") and d.dim_value >= 0 and d.dim_value != want:
                     raise EdgeccError(f"input '{vi.name}' has shape {shape_text(vi)}, --input-shape gives {shape}",
                                       file=file)
         elif not t.HasField("shape"):
@@ -57,10 +61,10 @@ def pin_inputs(model: onnx.ModelProto, input_shapes: dict | None, file: str) -> 
         else:
             shape = []
             for axis, d in enumerate(t.shape.dim):
-                if d.HasField("dim_value"):
+                if d.HasField("dim_value") and d.dim_value >= 0:
                     shape.append(d.dim_value)
                 elif axis == 0:
-                    shape.append(1)  # the batch dimension
+                    shape.append(1)  # the batch dimension: symbolic, or -1 as some exporters write it
                 else:
                     raise EdgeccError(f"input '{vi.name}' has a dynamic dimension '{d.dim_param or '?'}' at axis "
                                       f"{axis} (shape {shape_text(vi)}); pin it with --input-shape {vi.name}=...",
@@ -106,27 +110,73 @@ def run_inference(model: onnx.ModelProto, file: str) -> onnx.ModelProto:
     try:
         return onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True, data_prop=True)
     except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError, RuntimeError) as e:
-        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-        raise EdgeccError(f"shape inference failed: {lines[-1] if lines else type(e).__name__}", file=file) from None
+        raise onnx_error(e, file, "shape inference failed: ") from None
+
+
+def type_contrib_qdq(model: onnx.ModelProto) -> bool:
+    """onnx's inference skips onnxruntime's com.microsoft QuantizeLinear / DequantizeLinear (load.CONTRIB_QDQ):
+    their results are typed here, in place, as the standard ops' (the input's shape; a quantize gives its
+    zero point's element type, uint8 without one, a dequantize its scale's). True when one was typed."""
+    inits = {t.name: t for t in model.graph.initializer}
+    infos = {vi.name: vi for vi in list(model.graph.input) + list(model.graph.value_info) + list(model.graph.output)}
+
+    def elem(name):
+        if name in inits:
+            return inits[name].data_type
+        vi = infos.get(name)
+        return vi.type.tensor_type.elem_type if vi is not None else 0
+
+    def shape(name):
+        if name in inits:
+            return list(inits[name].dims)
+        vi = infos.get(name)
+        return list(static_shape(vi)) if vi is not None and static_shape(vi) is not None else None
+
+    typed = False
+    for node in model.graph.node:
+        if (node.domain, node.op_type) not in CONTRIB_QDQ or not node.output or shape(node.output[0]) is not None:
+            continue
+        dims = shape(node.input[0])
+        if dims is None:
+            continue
+        if node.op_type == "QuantizeLinear":
+            out = elem(node.input[2]) if len(node.input) > 2 and node.input[2] else onnx.TensorProto.UINT8
+        else:
+            out = elem(node.input[1])
+        vi = infos.get(node.output[0])
+        if vi is None:
+            vi = model.graph.value_info.add()
+            vi.name = node.output[0]
+        vi.CopyFrom(onnx.helper.make_tensor_value_info(node.output[0], out, dims))
+        typed = True
+    return typed
 
 
 def infer_shapes(model: onnx.ModelProto, file: str, declared: dict | None = None) -> onnx.ModelProto:
     """onnx shape inference from scratch (stale value infos and output shapes dropped); shapes it
-    leaves open are taken from `declared` (see declared_shapes) and inferred onward from there."""
+    leaves open are taken from `declared` (see declared_shapes), or are those of onnxruntime's
+    Q/DQ (type_contrib_qdq), and inferred onward from there."""
     del model.graph.value_info[:]
     for out in model.graph.output:
         out.type.tensor_type.ClearField("shape")
     model = run_inference(model, file)
+    for _ in range(MAX_ROUNDS):
+        if not type_contrib_qdq(model):
+            break
+        model = run_inference(model, file)  # the values after them
     if declared and fill_declared(model, declared):
         model = run_inference(model, file)  # values computed from the filled ones
     return model
 
 
 def clean(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Dead nodes and unused constants dropped, nodes sorted (onnx-graphsurgeon)."""
-    graph = gs.import_onnx(model)
-    graph.cleanup().toposort()
-    cleaned = gs.export_onnx(graph, do_type_check=False)
+    """Dead nodes and unused constants dropped, nodes sorted (onnx-graphsurgeon). Its log stays quiet: it
+    prints its warnings (e.g. a thousand lines for repeated node names) to stdout, where --emit ir writes
+    the IR; edgecc says what is wrong with a model itself."""
+    with G_LOGGER.suppress():
+        graph = gs.import_onnx(model)
+        graph.cleanup().toposort()
+        cleaned = gs.export_onnx(graph, do_type_check=False)
     cleaned.ir_version = model.ir_version
     return cleaned
 
@@ -145,12 +195,15 @@ def check_static(model: onnx.ModelProto, file: str) -> None:
                                   file=file, node=node_label(node), op=node.op_type)
 
 
-def make_static(model: onnx.ModelProto, opset: int, input_shapes: dict | None, file: str) -> onnx.ModelProto:
-    """The model with static shapes everywhere, scaffolding folded, value infos for every value."""
+def make_static(model: onnx.ModelProto, opset: int, input_shapes: dict | None, file: str,
+                limits: Limits = DEFAULT_LIMITS) -> onnx.ModelProto:
+    """The model with static shapes everywhere, scaffolding folded, value infos for every value. Each
+    round's inferred shapes are checked (validate.check_inferred_model) before folding computes any."""
     pin_inputs(model, input_shapes, file)
     declared = declared_shapes(model)
     for _ in range(MAX_ROUNDS):
         model = infer_shapes(clean(model), file, declared)
+        check_inferred_model(model, file, limits)
         if not fold_constants(model, opset):
             break
     else:

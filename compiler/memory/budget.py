@@ -13,17 +13,17 @@ import re
 from edgecc.ir.errors import EdgeccError
 
 STACK_BYTES = 512
-_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([kKmM]?)(?:i?[bB])?\s*")
-_UNITS = {"": 1, "k": 1024, "m": 1024 * 1024}
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgG]?)(?:i?[bB])?\s*")
+_UNITS = {"": 1, "k": 1024, "m": 1024 * 1024, "g": 1024 ** 3}
 
 
 def parse_size(text) -> int:
-    """'40960', '40K', '40KiB', '1.5M' -> bytes (K = 1024). Raises ValueError."""
+    """'40960', '40K', '40KiB', '1.5M', '2G' -> bytes (K = 1024). Raises ValueError."""
     if isinstance(text, int):
         return text
     m = _SIZE.fullmatch(str(text))
     if not m:
-        raise ValueError(f"expected a size in bytes such as 40960, 40K or 1M, got '{text}'")
+        raise ValueError(f"expected a size in bytes such as 40960, 40K, 1M or 2G, got '{text}'")
     return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from .placement import Block, Group, align, place
 
 VIEW_OPS = ("reshape", "identity")
+MAX_SHARING_TRIALS = 64  # see without_needless_sharing
 
 
 def is_view(op) -> bool:
@@ -106,13 +107,13 @@ def plan_ops(ops: list, inputs: list, outputs: list, backend=None, same=None, sh
     # every link taken gives the lowest timeline; a link whose group grows wider than both that bound and
     # what the step would hold without it is dropped (see _share)
     group_of, _ = _share(blocks, links, None, scratch_groups)
-    bound = max((_live_bytes(_unique(group_of) + list(scratch_groups.values()), i) for i in range(n)), default=0)
+    bound = max(_timeline(_unique(group_of) + list(scratch_groups.values()), n), default=0)
     group_of, inplace = _share(blocks, links, bound, scratch_groups)
     everything = _unique(group_of) + list(scratch_groups.values())
     arena = place(everything)
     if loose is not None and loose < arena:
         return plan_ops(ops, inputs, outputs, backend, same, shared=set())
-    timeline = [_live_bytes(everything, i) for i in range(n)]
+    timeline = _timeline(everything, n)
     peak = max(timeline, default=0)
     plan = MemoryPlan(arena, peak, timeline=timeline, inplace=inplace, order=list(ops),
                       peak_step=timeline.index(peak) if timeline else -1)
@@ -128,7 +129,12 @@ def without_needless_sharing(plan: MemoryPlan, inputs: list, outputs: list, back
     """The plan with in-place sharing kept only where it keeps the arena small: an op writing over its
     operand gives up `restrict` on both, which can cost its loops speed (measured: 0.7% of the
     instructions of vww_int8 on Cortex-M7, all in the depthwise layers), so each sharing the arena does not
-    need is dropped, in step order, again while that drops any (one dropped can free another)."""
+    need is dropped, in step order, again while that drops any (one dropped can free another).
+
+    Each trial plans the whole graph again, so past MAX_SHARING_TRIALS sharing ops (the MLPerf Tiny models
+    have at most 14) every sharing is kept: trials would grow with the cube of the graph's size."""
+    if len(plan.inplace) > MAX_SHARING_TRIALS:
+        return plan
     shared, dropped = set(plan.inplace), True
     while dropped:
         dropped = False
@@ -168,27 +174,79 @@ def _share(blocks: dict, links: list, bound, scratch_groups: dict):
     for b in blocks.values():
         b.rel = 0
     group_of = {k: Group([b]) for k, b in blocks.items()}
+    extent = {id(g): g.extent for g in group_of.values()}  # kept as blocks join: g.extent walks them all
+    live_at = _live_at({i for i, *_ in links}, blocks, scratch_groups) if bound is not None else {}
     inplace = {}
     for i, op, j, k, result, offset in links:
         g, mine, theirs = group_of[k], blocks[result], blocks[k]
         mine.rel = theirs.rel - offset
-        low = min(min(b.rel for b in g.blocks), mine.rel)
-        wide = max(g.extent, mine.rel + mine.size) - low
+        low = min(0, mine.rel)  # a group's lowest block is at 0 (normalized as each joins)
+        wide = max(extent[id(g)], mine.rel + mine.size) - low
         if bound is not None:
-            others = [h for h in _unique(group_of) + list(scratch_groups.values())
-                      if h is not g and h is not group_of[result]]
-            apart = mine.size + theirs.size + _live_bytes(others, i)
+            live = (scratch or group_of[key] for key, scratch in live_at[i])
+            others = {id(h): h for h in live if h is not g and h is not group_of[result]}
+            apart = mine.size + theirs.size + _live_bytes(others.values(), i)
             if wide > max(bound, apart):
                 mine.rel = 0
                 continue
         g.blocks.append(mine)
-        g.normalize()
+        if low < 0:
+            g.normalize()
+        extent[id(g)] = wide
         group_of[result] = g
         inplace[op] = j
     return group_of, inplace
 
 
-def _live_bytes(groups: list, step: int) -> int:
+def _live_at(steps: set, blocks: dict, scratch_groups: dict) -> dict:
+    """For each of `steps`, (key, scratch group or None) of every block live there: what _share asks about
+    at an in-place link's step, without walking every group for each link."""
+    live = {i: [] for i in steps}
+    for k, b in blocks.items():
+        for i in range(b.first, b.last + 1):
+            if i in live:
+                live[i].append((k, None))
+    for g in scratch_groups.values():
+        b = g.blocks[0]
+        if b.first in live:
+            live[b.first].append((b.key, g))
+    return live
+
+
+def _timeline(groups: list, n: int) -> list:
+    """Bytes live at each step 0..n-1, as [_live_bytes(groups, i) for i in range(n)] but in time
+    proportional to the blocks' lifetimes instead of steps times groups."""
+    starts, ends = [0] * (n + 1), [0] * (n + 1)  # bytes added from a step on, and from a step no longer
+    for g in groups:
+        if len(g.blocks) == 1:
+            b = g.blocks[0]
+            lo, hi = max(b.first, 0), min(b.last, n - 1)
+            if lo <= hi:
+                starts[lo] += b.size
+                ends[hi + 1] += b.size
+            continue
+        # the blocks live change only where one starts or ends: one span per segment between such steps
+        cuts = sorted({b.first for b in g.blocks} | {b.last + 1 for b in g.blocks} | {n})
+        by_first, started, live = sorted(g.blocks, key=lambda b: b.first), 0, []
+        for lo, hi in zip(cuts, cuts[1:]):
+            if lo >= n:
+                break
+            while started < len(by_first) and by_first[started].first <= lo:
+                live.append(by_first[started])
+                started += 1
+            live = [b for b in live if b.last >= lo]
+            if live:
+                span = max(b.rel + b.size for b in live) - min(b.rel for b in live)
+                starts[lo] += span
+                ends[hi] += span
+    timeline, running = [], 0
+    for i in range(n):
+        running += starts[i] - ends[i]
+        timeline.append(running)
+    return timeline
+
+
+def _live_bytes(groups, step: int) -> int:
     """Bytes live at `step`: per group, the span of its blocks live then."""
     total = 0
     for g in groups:

@@ -6,6 +6,9 @@ state is the set of ops done, and the bytes live in it depend on that set alone 
 from its producer until its last reader is done; graph outputs to the end). Each state keeps the
 lowest peak that reaches it (ties: the order closest to the given one), and each step keeps the
 BEAM best states, so wide graphs stay affordable; on graphs of modest width the search is exact.
+Each step weighs every ready op of every state kept, so the time grows with the beam times the square
+of the ops: past a few dozen ops the beam narrows (to WORK / ops**2 states), and past MAX_OPS (ten times
+the largest MLPerf Tiny model) the given order is kept, so that the search's time stays bounded.
 
 The model counts whole buffers (no in-place sharing) plus each op's scratch; the memory plan
 compares the order found here with the given one on its exact arena and keeps the better.
@@ -16,12 +19,14 @@ from .placement import align
 from .plan import view_roots
 
 BEAM = 256
+WORK = 1_000_000  # states times ops squared: a few seconds of search at most
+MAX_OPS = 300
 
 
 def schedule(ops: list, inputs: list, outputs: list, scratch_of=lambda op: 0) -> list:
     """The ops in an order with a low peak of live bytes (the given order when nothing is better)."""
     n = len(ops)
-    if n < 3:
+    if n < 3 or n > MAX_OPS:
         return list(ops)
     root = view_roots(ops)
     key = lambda v: root.get(v, v)  # noqa: E731
@@ -58,6 +63,7 @@ def schedule(ops: list, inputs: list, outputs: list, scratch_of=lambda op: 0) ->
                 after -= size.get(k, align(k.type.nbytes))
         return peak, after
 
+    beam = max(1, min(BEAM, WORK // (n * n)))
     states = {0: (0, live0, ())}  # done set -> (peak so far, live bytes, order as indices)
     for _ in range(n):
         nxt = {}
@@ -70,6 +76,6 @@ def schedule(ops: list, inputs: list, outputs: list, scratch_of=lambda op: 0) ->
                 now = done | 1 << i
                 if now not in nxt or (cand[0], cand[2]) < (nxt[now][0], nxt[now][2]):
                     nxt[now] = cand
-        states = dict(sorted(nxt.items(), key=lambda kv: (kv[1][0], kv[1][1], kv[1][2]))[:BEAM])
+        states = dict(sorted(nxt.items(), key=lambda kv: (kv[1][0], kv[1][1], kv[1][2]))[:beam])
     (_, _, order), = states.values()
     return [ops[i] for i in order]

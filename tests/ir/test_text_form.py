@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgecc.ir import EdgeccError, Graph, Op, Quant, TensorType, Value, parse, print_graph, verify
+from edgecc.ir import DTYPES, EdgeccError, Graph, Op, Quant, TensorType, Value, parse, print_graph, verify
 from edgecc.ir.parser import IRParseError
 from lark import Lark
 
@@ -297,13 +297,23 @@ def edit(old, new):
     (edit("%y = relu(%x) : tensor<1x4xf32>", "%x = relu(%x) : tensor<1x4xf32>"),
      "model.edgeir:2:3: %x is already defined"),
     (edit("tensor<1x4xf32> loc", "tensor<1x4xf64> loc"),
-     "model.edgeir:2:26: bad tensor shape or element type 1x4xf64 (element types: f32, i8, u8, i16, i32, i64, i1)"),
+     "model.edgeir:2:26: bad tensor shape or element type 1x4xf64 (element types: f32, i8, i4, u8, i16, i32, i64, i1)"),
     (edit("tensor<1x4xf32> loc", "tensor<1x4xf32>, tensor<1x4xf32> loc"),
      "model.edgeir:2:8: 1 results but 2 result types"),
     (edit("return %y", "return %x"), "model.edgeir:3:3: return does not list the graph's outputs (%y)"),
     (edit("relu(%x)", "relu(%x) {alpha = 1, alpha = 2}"), "model.edgeir:2:29: attribute alpha given twice"),
     (edit('  %y = relu', '  %c = const tensor<2xi16> hex"0102"\n  %y = relu'),
      "model.edgeir:2:28: 4 hex digits of data, tensor<2xi16> needs 8"),
+    # found by the fuzzer (tests/hostile/test_fuzz.py) escaping as ValueError or OverflowError: the
+    # shape token's regex also takes a name holding an x, and integers past int64 or int's digit limit
+    (edit("tensor<1x4xf32> loc", "tensor<infx4xf32> loc"),
+     "model.edgeir:2:26: bad tensor shape or element type infx4xf32 (element types: " + ", ".join(DTYPES) + ")"),
+    (edit("tensor<1x4xf32> loc", "tensor<65536x65536xf32> loc"),
+     "model.edgeir:2:26: tensor shape 65536x65536 holds more than the 2147483647 elements the generated C can index"),
+    (edit("tensor<1x4xf32> loc", "tensor<0x99999999999999999999xf32> loc"),
+     "model.edgeir:2:26: integer '99999999999999999999' is out of the 64-bit range"),
+    (edit("relu(%x)", "relu(%x) {alpha = 9223372036854775808}"),
+     "model.edgeir:2:26: integer '9223372036854775808' is out of the 64-bit range"),
 ])
 def test_errors_point_at_line_and_column(text, message):
     assert str(parse_error(text)) == message
@@ -321,6 +331,12 @@ def test_errors_point_at_line_and_column(text, message):
      "  %y = conv(%x, %w) {dilations = [1], group = 1, pads = [0, 0], strides = [1]} : tensor<1x1x2x2xf32>\n"
      "  return %y\n}\n",
      "model.edgeir:2:3: op '' (conv): cannot infer result shapes (IndexError: list index out of range)"),
+    (edit("graph @g(%x: tensor<1x4xf32>)", "graph @g(%x: tensor<1x4xi8, q(1e400, 0)>)"),
+     "model.edgeir:1:7: %x: quantization scale must be finite"),
+    (edit("graph @g(%x: tensor<1x4xf32>)", "graph @g(%x: tensor<1x4xi8, q(0.5, 128)>)"),
+     "model.edgeir:1:7: %x: zero point outside the range of i8 (-128..127)"),
+    (edit("graph @g(%x: tensor<1x4xf32>)", "graph @g(%x: tensor<1x4xi1, q(0.5, 0)>)"),
+     "model.edgeir:1:7: %x: a boolean tensor cannot carry quantization"),
 ])
 def test_verify_failures_become_edgecc_errors(text, message):
     assert str(parse_error(text)) == message

@@ -57,15 +57,17 @@ INT_BINARY = {
     "and": "A && B", "or": "A || B", "xor": "!A != !B",
     "equal": "A == B", "less": "A < B", "greater": "A > B", "less_or_equal": "A <= B", "greater_or_equal": "A >= B",
 }
-# ONNX Pow keeps the base's type; the exponent may be an integer or a float (helpers/int_pow.c.j2)
-INT_POW_PRELUDE = "helpers/int_pow.c.j2"
+# ONNX Pow keeps the base's type; the exponent may be an integer or a float (helpers/int_pow_*.c.j2;
+# the float one only where used: an unused static function fails -Werror)
+INT_POW_WHOLE, INT_POW_REAL = "helpers/int_pow_whole.c.j2", "helpers/int_pow_real.c.j2"
 
 
-def _int_pow(op) -> str:
+def _int_pow(op) -> tuple[str, tuple]:
+    """The C expression of an integer-base Pow, and the helpers it calls."""
     lo, hi = INT_LIMITS[op.result.type.dtype]
     if op.operands[1].type.dtype == "f32":
-        return f"pow_int_real(e0, (double)e1, {lo}, {hi})"
-    return f"pow_int_whole(e0, e1, {lo})"
+        return f"pow_int_real(e0, (double)e1, {lo}, {hi})", (INT_POW_WHOLE, INT_POW_REAL)
+    return f"pow_int_whole(e0, e1, {lo})", (INT_POW_WHOLE,)
 
 
 # integer mod: fmod=1 is C's %, fmod=0 takes the divisor's sign (Python's %)
@@ -148,7 +150,8 @@ def binary(op):
     if dtype == "f32":
         table = FLOAT_BINARY
     elif op.kind == "pow":
-        return _loop_kernel(op, _int_pow(op), operands, prelude=(INT_POW_PRELUDE,))
+        expr, helpers = _int_pow(op)
+        return _loop_kernel(op, expr, operands, prelude=helpers)
     elif op.kind == "mod":
         table = {"mod": INT_MOD[op.attrs["fmod"]]}
     else:

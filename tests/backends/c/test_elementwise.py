@@ -20,7 +20,7 @@ from edgecc.backends.c.runner import have_cc
 from edgecc.ir.interp import BINARY_FNS
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kernel_cases import Arg, Case, kernel_tests, ort_ref, random_data  # noqa: E402
+from kernel_cases import Arg, Case, check, kernel_tests, ort_ref, random_data, run_cases  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not have_cc(), reason="needs a C compiler")
 rng = np.random.default_rng(11)
@@ -106,3 +106,11 @@ def test_pow_agrees_with_onnxruntime(c, results):
     comparable = exact_in_double & (real >= info.min) & (real <= info.max)
     assert comparable.any()
     np.testing.assert_array_equal(ours[comparable], theirs[comparable])
+
+
+@pytest.mark.parametrize("name", ["pow_i32_i32", "pow_i32_f32"])
+def test_pow_alone_builds_warning_free(name):
+    """A model whose integer Pow has only whole (or only float) exponents defines only the helpers it calls:
+    an unused static function fails -Wall -Werror (the ONNX node case pow_types_int32_int32 did)."""
+    case = next(c for c in CASES if c.name == name)
+    check(case, run_cases([case])[name])

@@ -152,3 +152,21 @@ def test_generated_c_builds_with_the_makefile_and_without_the_reference(tmp_path
     assert p.returncode == 0, p.stderr
     nm = subprocess.run(["nm", str(obj)], capture_output=True, text=True).stdout
     assert "model_delegate_invoke" not in nm
+
+
+@pytest.mark.parametrize("name", MLPERF_INT8 + ZOO_QDQ + TRANSFORMERS_QDQ + ["cnn_unfused_bn_qdq"])
+def test_whole_program_under_the_sanitizers(name, zoo, extra_qdq, tmp_path):
+    """The whole program (CPU layers, the partitions' blobs, the reference delegate) built with the strict
+    warnings under AddressSanitizer and UBSan, within 1 LSB of onnxruntime (float outputs: 2% of the range)."""
+    from edgecc.backends.c.runner import SANITIZE_CFLAGS, STRICT_CFLAGS, build_and_run
+
+    path = model_path(name, zoo, extra_qdq)
+    art, _, out = compiled(path, tmp_path)
+    gold = np.load(path.replace(".onnx", ".npz"))
+    ins = [gold[k] for k in sorted(gold.files) if k.startswith("input")]
+    want = [gold[k] for k in sorted(gold.files) if k.startswith("output")]
+    got = build_and_run(str(out), art.graph, ins, cflags=STRICT_CFLAGS + SANITIZE_CFLAGS + ["-O0"])
+    for y, ref in zip(got, want):
+        diff = np.abs(y.astype(np.float64).reshape(-1) - ref.astype(np.float64).reshape(-1)).max()
+        limit = 0.02 * float(ref.max() - ref.min()) if ref.dtype.kind == "f" else 1
+        assert diff <= limit, f"{name}: differs from onnxruntime by {diff} (limit {limit})"
