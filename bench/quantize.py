@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Post-training int8 quantization (issue 6) on the digits CNN of tests/models/make_models.py, next to
-onnxruntime's quantize_static on the same calibration set.
+"""Post-training quantization (issues 6 and 15) on the digits CNN of tests/models/make_models.py, next to
+onnxruntime's quantize_static on the same calibration set: int8, 4-bit weights, and auto under a flash budget.
 
 usage: python bench/quantize.py [--models DIR] [--shared DIR] [--methods minmax,percentile,entropy] [--io float|int8]
 
@@ -15,7 +15,10 @@ with graph optimizations off (every QDQ node computed in float: the scheme's own
 instructions: the cortex-m7 builds (default optimization, "balanced"), by cbench m7 (.text + .rodata +
 .data of the model's objects; one inference); the int8 flash is given over the float build's. The last
 column runs every test image through the cortex-m7 build in QEMU and counts those whose logits are
-identical to the host C build's.
+identical to the host C build's. The 4-bit rows: onnxruntime's quantize_static with QInt4 weights (per
+channel, MinMax), edgecc's --weights int4, and --weights auto with --flash a quarter of the way from the
+int4 build's Cortex-M7 flash to the int8 build's (its host and M7 builds are compared when auto chose the
+same layers for both: the host target's flash estimate counts no code).
 """
 from __future__ import annotations
 
@@ -54,7 +57,8 @@ def ort_logits(model, x: np.ndarray, optimize: bool = True) -> np.ndarray:
     return np.concatenate([s.run(None, {name: xi})[0] for xi in x])
 
 
-def ort_quantize_static(model: str, calib: np.ndarray, input_name: str, out: str) -> str:
+def ort_quantize_static(model: str, calib: np.ndarray, input_name: str, out: str, weights: str = "int8") -> str:
+    """onnxruntime's quantize_static: QDQ, per channel, int8 activations, MinMax; QInt8 or QInt4 weights."""
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
                                           quantize_static)
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -67,9 +71,10 @@ def ort_quantize_static(model: str, calib: np.ndarray, input_name: str, out: str
             return next(self.it, None)
 
     pre = out + ".pre.onnx"
-    quant_pre_process(model, pre)
+    quant_pre_process(model, pre, skip_symbolic_shape=True)  # (symbolic shapes need sympy; these are static)
     quantize_static(pre, out, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                    activation_type=QuantType.QInt8,
+                    weight_type=QuantType.QInt4 if weights == "int4" else QuantType.QInt8,
                     calibrate_method=CalibrationMethod.MinMax)
     return out
 
@@ -132,50 +137,79 @@ def main(argv=None):
         input_name = next(iter(calib))
         ref = ort_logits(onnx_path, x)
         rows = [("float (onnxruntime)", float(np.mean(ref.argmax(1) == labels)), None, None)]
-        ort_q = ort_quantize_static(onnx_path, calib[input_name], input_name, os.path.join(work, "ort_qdq.onnx"))
-        ort_default, ort_exact = ort_logits(ort_q, x), ort_logits(ort_q, x, optimize=False)
-        rows.append(("ORT quantize_static, run by ORT", float(np.mean(ort_default.argmax(1) == labels)),
-                     sqnr(ref, ort_default), None))
-        rows.append(("ORT quantize_static, QDQ in float", float(np.mean(ort_exact.argmax(1) == labels)),
-                     sqnr(ref, ort_exact), None))
+        for weights in ("int8", "int4"):
+            ort_q = ort_quantize_static(onnx_path, calib[input_name], input_name,
+                                        os.path.join(work, f"ort_{weights}.onnx"), weights)
+            ort_default, ort_exact = ort_logits(ort_q, x), ort_logits(ort_q, x, optimize=False)
+            kind = "QInt4 weights" if weights == "int4" else "int8"
+            rows.append((f"ORT quantize_static {kind}, run by ORT", float(np.mean(ort_default.argmax(1) == labels)),
+                         sqnr(ref, ort_default), None))
+            rows.append((f"ORT quantize_static {kind}, QDQ in float", float(np.mean(ort_exact.argmax(1) == labels)),
+                         sqnr(ref, ort_exact), None))
         float_m7 = None
         if not a.no_m7:
             fdir = os.path.join(work, "float_m7")
             compile_model(onnx_path, target="cortex-m7", outdir=fdir, emit="c")
             float_m7 = m7_figures(cbench, fdir, x[0], ref[:1], work)
-        rows = [r + ((float_m7["insns"] if float_m7 and i == 0 else None), None) for i, r in enumerate(rows)]
-        for method in a.methods.split(","):
-            q = Quantization(calib, method=method, io=a.io)
-            cdir = os.path.join(work, f"c_{method}")
+        rows = [r + ((float_m7["insns"] if float_m7 and i == 0 else None), None, None) for i, r in enumerate(rows)]
+
+        def real(raw, out):
+            y = raw.reshape(len(x), -1).astype(np.float64)
+            if out.type.quant is not None:
+                y = (y - out.type.quant.zero_point[0]) * out.type.quant.scale[0]
+            return y
+
+        def edgecc_row(label, q, tag, flash=None):
+            """Accuracy and SQNR of the host C on every test image; the M7 build's flash and instructions, and on
+            how many images its logits are the host C's. With a flash budget (auto, whose choice depends on the
+            target: the host's estimate counts no code) the figures are the M7 build's own, run in QEMU."""
+            cdir = os.path.join(work, f"c_{tag}")
             art = compile_model(onnx_path, target="host", outdir=cdir, emit="c", quantize=q)
             inp, out = art.graph.inputs[0], art.graph.outputs[0]
             xs = x
             if inp.type.quant is not None:
                 s, z = inp.type.quant.scale[0], inp.type.quant.zero_point[0]
                 xs = np.clip(np.rint(x / np.float32(s)) + z, -128, 127).astype(np.int8)
-            raw = run_c_many(cbench, cdir, xs, out.type.shape, out.type.np_dtype, work)
-            y = raw.reshape(len(x), -1).astype(np.float64)
-            if out.type.quant is not None:
-                y = (y - out.type.quant.zero_point[0]) * out.type.quant.scale[0]
-            ratio = insns = same = None
+            raw = None if flash else run_c_many(cbench, cdir, xs, out.type.shape, out.type.np_dtype, work)
+            y = None if flash else real(raw, out)
+            ratio = insns = same = m7 = None
             if float_m7:
-                mdir = os.path.join(work, f"m7_{method}")
-                art7 = compile_model(onnx_path, target="cortex-m7", outdir=mdir, emit="c", quantize=q)
+                mdir = os.path.join(work, f"m7_{tag}")
+                art7 = compile_model(onnx_path, target="cortex-m7", outdir=mdir, emit="c", quantize=q, flash=flash)
                 x0 = xs[:1].reshape(art7.graph.inputs[0].type.shape)
                 m7 = m7_figures(cbench, mdir, x0, np.zeros(out.type.shape, out.type.np_dtype), work)
                 ratio, insns = m7["flash"] / float_m7["flash"], m7["insns"]
                 y7 = m7_outputs(mdir, art7.graph, xs, work)
-                same = f"{int(np.sum(np.all(y7.reshape(len(x), -1) == raw.reshape(len(x), -1), axis=1)))}/{len(x)}"
-            rows.append((f"edgecc int8 {method} (io {a.io}), C", float(np.mean(y.argmax(1) == labels)),
-                         sqnr(ref, y), ratio, insns, same))
-    print(f"digits CNN: {len(calib[input_name])} calibration images, {len(x)} test images; float m7 flash "
-          f"{float_m7['flash'] if float_m7 else '-'} bytes")
-    print(f"{'model':<40} {'accuracy':>8} {'SQNR dB':>8} {'flash vs float':>14} {'m7 insns':>9} {'m7 = host C':>11}")
-    for name, acc, db, ratio, insns, same in rows:
-        print(f"{name:<40} {100 * acc:7.2f}% {'-' if db is None else f'{db:.2f}':>8} "
-              f"{'-' if ratio is None else f'{ratio:.3f}x':>14} {'-' if insns is None else insns:>9} "
-              f"{same or '-':>11}")
+                if flash:
+                    y = real(y7, art7.graph.outputs[0])
+                else:
+                    same = f"{int(np.sum(np.all(y7.reshape(len(x), -1) == raw.reshape(len(x), -1), axis=1)))}/{len(x)}"
+            if y is None:  # a budget and no M7: nothing to measure
+                return None
+            rows.append((label, float(np.mean(y.argmax(1) == labels)), sqnr(ref, y), ratio, insns, same,
+                         m7["flash"] if m7 else None))
+            return m7
 
+        int8 = None
+        for method in a.methods.split(","):
+            m7 = edgecc_row(f"edgecc int8 {method} (io {a.io}), C", Quantization(calib, method=method, io=a.io), method)
+            int8 = m7 if method == "minmax" else int8
+        if int8 is None:
+            int8 = edgecc_row(f"edgecc int8 minmax (io {a.io}), C", Quantization(calib, io=a.io), "int8")
+        int4 = edgecc_row(f"edgecc int4 weights (io {a.io}), C", Quantization(calib, io=a.io, weights="int4"), "int4")
+        if int8 and int4:
+            budget = int4["flash"] + (int8["flash"] - int4["flash"]) // 4
+            edgecc_row(f"edgecc auto, --flash {budget} (io {a.io}), m7 C",
+                       Quantization(calib, io=a.io, weights="auto"), "auto", flash=budget)
+    print(f"digits CNN: {len(calib[input_name])} calibration images, {len(x)} test images; float m7 flash "
+          f"{float_m7['flash'] if float_m7 else '-'} bytes; auto's budget: a quarter of the way from the int4 "
+          f"build's m7 flash to the int8 build's")
+    print(f"{'model':<50} {'accuracy':>8} {'SQNR dB':>8} {'m7 flash':>8} {'vs float':>8} {'m7 insns':>9} "
+          f"{'m7 = host C':>11}")
+    for name, acc, db, ratio, insns, same, flash in rows:
+        print(f"{name:<50} {100 * acc:7.2f}% {'-' if db is None else f'{db:.2f}':>8} {flash or '-':>8} "
+              f"{'-' if ratio is None else f'{ratio:.3f}x':>8} {'-' if insns is None else insns:>9} "
+              f"{same or '-':>11}")
 
 if __name__ == "__main__":
     main()

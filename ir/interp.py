@@ -29,7 +29,7 @@ from typing import Callable
 import numpy as np
 
 from .ops import resize_geometry
-from .types import TensorType, is_channels_last
+from .types import TensorType, int_range, is_channels_last
 
 KERNELS: dict[str, Callable] = {}
 RAW_KINDS = {"quantize", "dequantize", "partition", "tiled"}
@@ -152,7 +152,8 @@ def to_stored(t: TensorType, x) -> np.ndarray:
     x = np.asarray(x)
     if t.quant is not None:
         scale, zero = t.quant.broadcast(t.rank)
-        return _saturate(np.rint(x.astype(np.float64) / scale) + zero, t.np_dtype)
+        lo, hi = int_range(t.dtype)  # the type's range, not its storage's (i4 is held in int8)
+        return np.clip(np.rint(x.astype(np.float64) / scale) + zero, lo, hi).astype(t.np_dtype)
     return x.astype(t.np_dtype)
 
 
@@ -331,7 +332,7 @@ def _pow_whole(base, exponent, lowest):
 def _pow(a, b):
     """ONNX Pow keeps the base's type. An integer base to a whole exponent is the exact power, wrapped
     to the type; to a fractional one it is computed in double and truncated, NaN and out-of-range
-    results giving the type's minimum (C: backends/c helpers/int_pow.c.j2)."""
+    results giving the type's minimum (C: backends/c helpers/int_pow_whole.c.j2, int_pow_real.c.j2)."""
     if not _is_int(a):
         return np.power(a, b)
     info = np.iinfo(a.dtype)

@@ -12,7 +12,7 @@ Layout: constants first, then ops, one per line; attributes sorted by name; `loc
 the op's layer name (left out when empty); a partition's body follows its result types as an
 indented nested `graph` block. Names that are not [A-Za-z0-9_.$-]+ print quoted with escapes,
 so hostile ONNX names never break a line. Floats print with repr (shortest round trip, inf, nan);
-constant data prints as the hex of its little-endian bytes. The output is deterministic and
+constant data prints as the hex of its little-endian bytes (i4: packed two a byte). The output is deterministic and
 `parse(print_graph(g))` rebuilds g exactly (ir/parser.py, ir/edgeir.lark).
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ import numpy as np
 
 from .graph import Graph, Op, Value
 from .ops import FLOAT, FLOATS, OPS
-from .types import Quant, TensorType
+from .types import Quant, TensorType, data_bytes
 
 INDENT = "  "
 _BARE_NAME = re.compile(r"[A-Za-z0-9_.$-]+")
@@ -110,8 +110,7 @@ def _attrs(op: Op) -> str:
 
 
 def _hex(c: Value) -> str:
-    little_endian = c.type.np_dtype.newbyteorder("<")
-    return np.ascontiguousarray(c.data, dtype=little_endian).tobytes().hex()
+    return data_bytes(c.type, c.data).hex()
 
 
 def _op_lines(op: Op, indent: str) -> list[str]:

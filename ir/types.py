@@ -2,6 +2,10 @@
 
 A type is immutable plain data. Quantization follows ONNX/TFLite affine quantization:
 real = scale * (stored - zero_point), per tensor or per slice along one axis.
+
+`i4` is a 4-bit signed integer, [-8, 7]: weights packed two a byte (ONNX's INT4 order, element 0 in the
+low nibble), which is how they take flash and the textual IR. In memory the IR holds one value per int8
+(a constant's `data` is an int8 array), so numpy computes on them as on any integer.
 """
 from __future__ import annotations
 
@@ -14,18 +18,58 @@ import numpy as np
 DTYPES = {
     "f32": np.dtype("float32"),
     "i8": np.dtype("int8"),
+    "i4": np.dtype("int8"),  # held unpacked, one value an int8 (see the module docstring)
     "u8": np.dtype("uint8"),
     "i16": np.dtype("int16"),
     "i32": np.dtype("int32"),
     "i64": np.dtype("int64"),
     "i1": np.dtype("bool"),
 }
-DTYPE_NAMES = {v: k for k, v in DTYPES.items()}
+PACKED = {"i4": 4}  # element types narrower than a byte: bits per element
+DTYPE_NAMES = {v: k for k, v in DTYPES.items() if k not in PACKED}  # an int8 array is i8
 
 
 def dtype_name(dt) -> str:
     """Short textual name of a numpy dtype ('f32', 'i8', ...)."""
     return DTYPE_NAMES[np.dtype(dt)]
+
+
+def int_range(dtype: str) -> tuple[int, int]:
+    """The least and greatest value of an integer element type (i4: -8, 7)."""
+    if dtype == "i4":
+        return -8, 7
+    info = np.iinfo(DTYPES[dtype])
+    return int(info.min), int(info.max)
+
+
+def pack_int4(values) -> np.ndarray:
+    """4-bit values (any shape, each in [-8, 7]) packed two a byte, element 0 in the low nibble (ONNX's
+    order); an odd count leaves the last high nibble 0."""
+    flat = np.asarray(values, np.int64).reshape(-1) & 0xF
+    if flat.size % 2:
+        flat = np.append(flat, 0)
+    return (flat[0::2] | flat[1::2] << 4).astype(np.uint8)
+
+
+def unpack_int4(packed, count: int) -> np.ndarray:
+    """The first `count` 4-bit values of `packed` (pack_int4's layout) as int8."""
+    b = np.asarray(packed, np.uint8).reshape(-1).astype(np.int16)
+    nibbles = np.stack([b & 0xF, b >> 4], axis=1).reshape(-1)[:count]
+    return (nibbles - ((nibbles & 8) << 1)).astype(np.int8)
+
+
+def data_bytes(t: "TensorType", data: np.ndarray) -> bytes:
+    """A constant's data as it is stored: little-endian elements, i4 packed (pack_int4)."""
+    if t.dtype == "i4":
+        return pack_int4(data).tobytes()
+    return np.ascontiguousarray(data, dtype=t.np_dtype.newbyteorder("<")).tobytes()
+
+
+def data_from_bytes(t: "TensorType", raw: bytes) -> np.ndarray:
+    """The inverse of data_bytes: the array of type t stored in `raw` (t.nbytes long)."""
+    if t.dtype == "i4":
+        return unpack_int4(np.frombuffer(raw, np.uint8), t.size).reshape(t.shape)
+    return np.frombuffer(raw, t.np_dtype.newbyteorder("<")).astype(t.np_dtype).reshape(t.shape)
 
 
 @dataclass(frozen=True)
@@ -84,6 +128,9 @@ class TensorType:
 
     @property
     def nbytes(self) -> int:
+        """Bytes the tensor's data takes stored (i4: two values a byte)."""
+        if self.dtype in PACKED:
+            return -(-self.size * PACKED[self.dtype] // 8)
         return self.size * self.np_dtype.itemsize
 
     @property

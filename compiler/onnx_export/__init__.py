@@ -5,7 +5,8 @@ With compiler/frontend, the only part of edgecc that imports onnx. The IR keeps 
 types; QDQ ONNX keeps it in QuantizeLinear / DequantizeLinear nodes around float ops, so:
 
   * a quantized constant (int8 weights, int32 bias) is an integer initializer read through a
-    DequantizeLinear (per axis where its quantization is);
+    DequantizeLinear (per axis where its quantization is); 4-bit weights are an INT4 initializer read
+    by onnxruntime's com.microsoft DequantizeLinear (the opset's takes INT4 from 21 on only);
   * an op with a quantized result computes in float and its result goes through QuantizeLinear,
     whose output carries the IR value's name; readers see it through one DequantizeLinear;
   * quantize / dequantize ops are QuantizeLinear / DequantizeLinear themselves;
@@ -28,6 +29,7 @@ from edgecc.ir.graph import fresh_name
 from .ops import ACTIVATIONS, ONNX_OPS, OPSET
 
 IR_VERSION = 8  # what onnxruntime releases of the last years all read
+CONTRIB = "com.microsoft"  # onnxruntime's domain: its DequantizeLinear reads 4-bit weights at opset 17
 
 
 class _Writer:
@@ -45,9 +47,15 @@ class _Writer:
     def name(self, base: str) -> str:
         return fresh_name(base, self.taken)
 
-    def init(self, base: str, data: np.ndarray, exact: bool = False) -> str:
+    def init(self, base: str, data: np.ndarray, exact: bool = False, dtype: str = "") -> str:
+        """An initializer; dtype "i4": the values as ONNX's INT4 (packed two a byte)."""
         name = base if exact else self.name(base)
-        self.inits.append(self.numpy_helper.from_array(np.ascontiguousarray(data), name))
+        data = np.ascontiguousarray(data)
+        if dtype == "i4":
+            import ml_dtypes
+
+            data = data.astype(ml_dtypes.int4)
+        self.inits.append(self.numpy_helper.from_array(data, name))
         return name
 
     def node(self, op_type: str, inputs: list, outputs: list, name: str = "", **attrs) -> None:
@@ -62,7 +70,8 @@ class _Writer:
         else:
             scale, zp = np.asarray(q.scale, np.float32), np.asarray(q.zero_point, zp_dtype)
         attrs = {} if q.axis is None else {"axis": q.axis}
-        return self.init(f"{v.name}_scale", scale), self.init(f"{v.name}_zero_point", zp), attrs
+        return (self.init(f"{v.name}_scale", scale), self.init(f"{v.name}_zero_point", zp, dtype=v.type.dtype),
+                attrs)
 
     # ---- IR values as ONNX tensors ---------------------------------------------------------
     def real(self, v) -> str:
@@ -74,6 +83,8 @@ class _Writer:
         if v not in self.views:
             scale, zp, attrs = self.qparams(v)
             view = self.name(f"{v.name}_dequantized")
+            if v.type.dtype == "i4":  # before opset 21, onnxruntime's own DequantizeLinear reads INT4
+                attrs["domain"] = CONTRIB
             self.node("DequantizeLinear", [v.name, scale, zp], [view], f"{v.name}_DequantizeLinear", **attrs)
             self.views[v] = view
         return self.views[v]
@@ -176,7 +187,8 @@ class _Writer:
 
 def checked_model(graph, nodes: list, inits: list, opset: int = OPSET, full_check: bool = False):
     """An onnx.ModelProto of the nodes and initializers, with graph's inputs and outputs (names,
-    dtypes, static shapes), checked by onnx.checker."""
+    dtypes, static shapes), checked by onnx.checker (and importing onnxruntime's domain when a node
+    is from it)."""
     import onnx
     from onnx import helper
 
@@ -186,8 +198,13 @@ def checked_model(graph, nodes: list, inits: list, opset: int = OPSET, full_chec
 
     g = helper.make_graph(nodes, graph.name, [info(v) for v in graph.inputs], [info(v) for v in graph.outputs],
                           inits)
-    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)], producer_name="edgecc")
+    opsets = [helper.make_opsetid("", opset)]
+    if any(n.domain == CONTRIB for n in nodes):
+        opsets.append(helper.make_opsetid(CONTRIB, 1))
+    model = helper.make_model(g, opset_imports=opsets, producer_name="edgecc")
     model.ir_version = IR_VERSION if opset <= 17 else 9  # opset 20 and later need IR version 9
+    if any(t.data_type == onnx.TensorProto.INT4 for t in inits):
+        model.ir_version = max(model.ir_version, 10)  # INT4 came with IR version 10
     onnx.checker.check_model(model, full_check=full_check)
     return model
 
@@ -196,7 +213,7 @@ def to_onnx(graph):
     """The graph as an onnx.ModelProto (QDQ where it is quantized), checked by onnx.checker."""
     w = _Writer(graph)
     for c in graph.constants:
-        w.init(c.name, c.data, exact=True)
+        w.init(c.name, c.data, exact=True, dtype=c.type.dtype)
     for op in graph.ops:
         w.op(op)
     return checked_model(graph, w.nodes, w.inits)

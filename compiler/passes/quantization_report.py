@@ -11,10 +11,13 @@ reads as "how far from the float model the network is by here"; the end-to-end f
 for the model's outputs. The report also says which layers stayed float and why, and the weight
 bytes before and after. The graph is not changed; the float reference is dropped from the meta.
 
-    {"scheme": ..., "calibration": {...}, "io": "float" | "int8",
+    {"scheme": ..., "calibration": {...}, "io": "float" | "int8", "weights": "int8" | "int4" | "auto",
+     "auto": None | the choice of --weights auto (compiler/quantization/mixed.py),
      "end_to_end": [{"output", "sqnr_db", "exact"}],
      "layers": [{"name", "op", "output", "precision", "sqnr_db", "exact"}],
      "float_layers": [{"name", "op", "reason"}], "weight_bytes": {"float": n, "quantized": n}}
+
+precision: "int8", "int4" (4-bit weights, int8 activations) or "float".
 
 sqnr_db is null where it is undefined: the layer is exact (no noise at all, "exact": true) or
 its float output is all zeros.
@@ -55,6 +58,9 @@ class _Noise:
 
 
 def _precision(op) -> str:
+    """int4: 4-bit weights (and int8 activations); int8; float."""
+    if any(v.type.dtype == "i4" for v in op.inputs()):
+        return "int4"
     return "int8" if any(v.type.quant is not None for v in op.inputs() + op.results) else "float"
 
 
@@ -96,7 +102,7 @@ def run(graph, ctx):
     cal = graph.meta.get("calibration", {})
     rows, end = measure(float_graph, graph, ctx.options["calibration"], ctx.options.get("progress"))
     graph.meta["quantization"] = {
-        "scheme": SCHEME, "io": info["io"],
+        "scheme": SCHEME, "io": info["io"], "weights": info.get("weights", "int8"), "auto": info.get("auto"),
         "calibration": {k: cal.get(k) for k in ("method", "percentile", "samples")},
         "end_to_end": end, "layers": rows, "float_layers": info["float_layers"],
         "weight_bytes": {"float": _weight_bytes(float_graph), "quantized": _weight_bytes(graph)}}

@@ -25,6 +25,12 @@ The interface (ctx.options["io"]):
   * "int8": inputs and outputs are int8 with their calibrated parameters (the C header states
     them), a float output gets a quantize.
 
+Weights (ctx.options["weights"]): "int8" everywhere, as above; "int4": every conv and fully_connected layer
+with constant weights gets 4-bit ones (steps, codes and a bias shift chosen on the layer's inputs over the
+calibration samples, compiler/quantization/weights4.py; int8 where the backend has no 4-bit kernel for it);
+"auto": 4-bit or int8 per layer, to fit the flash budget with the least loss (compiler/quantization/mixed.py,
+which quantizes copies of the float graph with this same rewrite to measure each choice).
+
 Result parameters (decided for the whole graph before rewriting, see `plan_quant`):
   * data movement (reshape, transpose, max_pool, slice, pad, ...): the operand's own, so the same
     codes move and nothing is requantized; such a group (a producer and the moves after it) takes
@@ -44,13 +50,17 @@ from __future__ import annotations
 
 import copy
 
+from edgecc.compiler.quantization.mixed import choose_precisions
 from edgecc.compiler.quantization.plan import MOVES, plan_quant
 from edgecc.compiler.quantization.scheme import (activation_quant, asymmetric_tensor, symmetric_tensor,
-                                                 weights_and_bias)
+                                                 weights4_and_bias, weights_and_bias)
+from edgecc.compiler.quantization.trace import each_sample, real, trace
+from edgecc.compiler.quantization.weights4 import InputMoments, choose, conv_patches, rows_patches
 from edgecc.compiler.rewrite import ANY, Pattern, apply_patterns
 from edgecc.ir.errors import EdgeccError
 from edgecc.ir.graph import Op, Value
 from edgecc.ir.interp import to_real
+from edgecc.ir.types import TensorType
 
 from . import register
 
@@ -62,16 +72,17 @@ abs neg erf softplus softsign mish""".split()
 COVERED = set(MOVES) | set(WEIGHTED) | set(ELEMENTWISE) | set(UNARY) | {
     "matmul", "average_pool", "global_average_pool", "concat", "softmax"}
 FLOAT_OUTPUT = ("conv", "fully_connected", "matmul")
-INT8 = "i8"
+INT8, INT4 = "i8", "i4"
 
 
 # ---- one op into int8 ------------------------------------------------------------------------
 class _Quantizer:
     """The pattern's match and replace, with what they share: the plan, the ops kept float and why."""
 
-    def __init__(self, plan: dict, keep: set, backend, float_outputs=frozenset()):
+    def __init__(self, plan: dict, keep: set, backend, float_outputs=frozenset(), weights4=None):
         self.plan, self.keep, self.backend = plan, keep, backend
         self.float_outputs = float_outputs  # the graph outputs the interface gives as float
+        self.weights4 = weights4 or {}  # weight constant name -> its 4-bit form (weights4.Weights4)
         self.float_ops: dict = {}  # op -> why it stays float
 
     def match(self, op, rw):
@@ -94,12 +105,22 @@ class _Quantizer:
         if op.kind == "softmax" and all(r in self.float_outputs for r in op.results):
             return "a softmax the model outputs as float stays float (in int8 its probabilities would be " \
                    "rounded to 1/256, and the kernel needs a 1 KiB table of exponentials)"
+        four = op.kind in WEIGHTED and len(op.operands) > 1 and op.operands[1].name in self.weights4
+        found = self._form(op, rw, four)
+        if four and isinstance(found, str):  # no 4-bit kernel for it: int8 weights
+            found = self._form(op, rw, False)
+        return found
+
+    def _form(self, op, rw, four: bool):
+        """_int8_form with 4-bit weights or not."""
         specs = []
         for j, v in enumerate(op.operands):
-            spec = self._operand(op, j, v, specs, rw)
+            spec = self._operand(op, j, v, specs, rw, four)
             if isinstance(spec, str):
                 return spec
             specs.append(spec)
+        if four and len(specs) == 2 and specs[1][4] is not None:  # a bias for the shift 4-bit weights bring
+            specs.append(specs[1][4])
         types = [r.type.with_(dtype=INT8, quant=self.plan[r]) for r in op.results]
         reason = self._refused(op.kind, [_probe_value(s) for s in specs], types, op.attrs)
         if reason and op.attrs.get("activation") == "leaky_relu":
@@ -134,9 +155,9 @@ class _Quantizer:
             return None
         return attrs, pre, {"alpha": alpha}
 
-    def _operand(self, op, j, v, done, rw):
+    def _operand(self, op, j, v, done, rw, four=False):
         """How operand j reads in int8: None, ("value", v) as it is, ("quantize", v, type), or
-        ("const", name, codes, type); a string when it cannot."""
+        ("const", name, codes, type); a string when it cannot. four: 4-bit weights."""
         if v is None:
             return None
         if v.type.dtype != "f32" and not (v.is_const and v.type.quant is not None):
@@ -144,7 +165,7 @@ class _Quantizer:
                 return ("value", v)
             return f"{op.kind} with a {v.type.dtype} operand"
         if v.is_const:
-            return self._constant(op, j, v, done)
+            return self._constant(op, j, v, done, four)
         if op.kind in WEIGHTED and j > 0:
             return f"{op.kind} with weights or bias computed at run time"
         d = rw.producer(v, "dequantize")
@@ -154,8 +175,9 @@ class _Quantizer:
             return f"operand %{v.name} has no calibrated range"
         return ("quantize", v, v.type.with_(dtype=INT8, quant=self.plan[v]))
 
-    def _constant(self, op, j, v, done):
-        """Constant operand j as int8 (weights per channel with the bias at their scale, else per tensor)."""
+    def _constant(self, op, j, v, done, four=False):
+        """Constant operand j as int8 (weights per channel with the bias at their scale, else per tensor), or
+        as 4-bit weights (`four`: their steps and codes chosen beforehand, compiler/quantization/weights4.py)."""
         data = to_real(v.type, v.data)  # a weight-only quantized model's codes, read as their real values
         if op.kind in WEIGHTED and j in (1, 2):
             if j == 2:
@@ -165,9 +187,17 @@ class _Quantizer:
             if xq is None or xq.per_axis:
                 return f"{op.kind} input without per-tensor parameters"
             bias = op.operands[2] if len(op.operands) > 2 else None
-            w, wq, b, bq = weights_and_bias(data, None if bias is None else to_real(bias.type, bias.data), xq.scale[0])
-            bias_spec = None if bias is None else ("const", bias.name, b, bias.type.with_(dtype="i32", quant=bq))
-            return ("const", v.name, w, v.type.with_(dtype=INT8, quant=wq), bias_spec)
+            real_bias = None if bias is None else to_real(bias.type, bias.data)
+            if four:
+                w, wq, b, bq = weights4_and_bias(data, self.weights4[v.name], real_bias, xq.scale[0])
+            else:
+                w, wq, b, bq = weights_and_bias(data, real_bias, xq.scale[0])
+            bias_spec = None
+            if b is not None and bias is not None:
+                bias_spec = ("const", bias.name, b, bias.type.with_(dtype="i32", quant=bq))
+            elif b is not None:  # 4-bit weights whose mean error needs a bias the layer had not
+                bias_spec = ("const", f"{v.name}_bias", b, TensorType(b.shape, "i32", bq))
+            return ("const", v.name, w, v.type.with_(dtype=INT4 if four else INT8, quant=wq), bias_spec)
         if op.kind in WEIGHTED and j == 0:
             return f"{op.kind} of a constant input"
         codes, q = (symmetric_tensor if op.kind == "matmul" else asymmetric_tensor)(data)
@@ -284,6 +314,39 @@ def _check_keep(graph, keep: set) -> None:
         raise EdgeccError(f"--keep-float: no layer named '{unknown[0]}' (layers after fusion: {shown})")
 
 
+def _rewrite(graph, plan: dict, keep: set, ctx, io: str, weights4: dict):
+    """Quantize `graph` in place (the rules of the module docstring; the layers whose weight constants
+    `weights4` names get those 4-bit weights); the _Quantizer, which knows the layers left in float."""
+    if io == "int8":
+        _int8_inputs(graph, plan)
+    quantizer = _Quantizer(plan, keep, ctx.backend, frozenset(graph.outputs) if io == "float" else frozenset(),
+                           weights4)
+    apply_patterns(graph, [Pattern("quantize_op", (ANY,), quantizer.match, quantizer.replace)], ctx,
+                   record="quantize_int8")
+    if io == "int8":
+        _int8_outputs(graph, plan)
+    else:
+        fo = _FloatOutput(ctx.backend)
+        apply_patterns(graph, [Pattern("float_output", ("dequantize",), fo.match, fo.replace)], ctx,
+                       record="quantize_int8_float_output")
+    return quantizer
+
+
+def _weights4(graph, opts, keep: set) -> dict:
+    """{weight constant name: its 4-bit form} for every conv and fully_connected layer with constant weights
+    (but those --keep-float names), chosen on its inputs over the calibration samples (weights4.py)."""
+    layers = [op for op in graph.ops if op.kind in WEIGHTED and len(op.operands) > 1 and op.operands[1].is_const
+              and op.name not in keep and not any(r.name in keep for r in op.results)]
+    moments = {op: InputMoments() for op in layers}
+    for xs in each_sample(opts["calibration"], graph, opts.get("progress"), "weights"):
+        env = trace(graph, xs, {op.operands[0] for op in layers})
+        for op in layers:
+            x, w = real(op.operands[0], env[op.operands[0]]), op.operands[1].type.shape
+            moments[op].add(conv_patches(x, op.attrs, w) if op.kind == "conv" else rows_patches(x, w[-1]))
+    return {op.operands[1].name: choose(to_real(op.operands[1].type, op.operands[1].data), moments[op])
+            for op in layers}
+
+
 @register("quantize_int8")
 def run(graph, ctx):
     cal = graph.meta.get("calibration")
@@ -297,21 +360,23 @@ def run(graph, ctx):
     graph.meta = {}
     float_graph = copy.deepcopy(graph)  # the reference the report compares against
     graph.meta = meta
-    plan = plan_quant(graph, cal["ranges"])
-    if io == "int8":
-        _int8_inputs(graph, plan)
-    quantizer = _Quantizer(plan, keep, ctx.backend, frozenset(graph.outputs) if io == "float" else frozenset())
-    apply_patterns(graph, [Pattern("quantize_op", (ANY,), quantizer.match, quantizer.replace)], ctx,
-                   record="quantize_int8")
-    if io == "int8":
-        _int8_outputs(graph, plan)
-    else:
-        fo = _FloatOutput(ctx.backend)
-        apply_patterns(graph, [Pattern("float_output", ("dequantize",), fo.match, fo.replace)], ctx,
-                       record="quantize_int8_float_output")
+    weights = opts.get("weights", "int8")
+    weights4 = {} if weights == "int8" else _weights4(float_graph, opts, keep)
+    choice = None
+    if weights == "auto":
+        def quantized(four: set):
+            g = copy.deepcopy(float_graph)
+            _rewrite(g, plan_quant(g, cal["ranges"]), keep, ctx, io, {n: weights4[n] for n in four})
+            return g
+
+        layers = {op.operands[1].name: op.name or op.result.name for op in float_graph.ops
+                  if op.kind in WEIGHTED and len(op.operands) > 1 and op.operands[1].name in weights4}
+        choice = choose_precisions(float_graph, quantized, dict(sorted(layers.items())), ctx)
+        weights4 = {n: weights4[n] for n in choice["four"]}
+    quantizer = _rewrite(graph, plan_quant(graph, cal["ranges"]), keep, ctx, io, weights4)
     live = set(graph.ops)
     graph.meta["quantize_int8"] = {
-        "io": io, "float_graph": float_graph,
+        "io": io, "float_graph": float_graph, "weights": weights, "auto": choice,
         "float_layers": [{"name": op.name, "op": op.kind, "reason": why}
                          for op, why in quantizer.float_ops.items() if op in live]}
     return graph

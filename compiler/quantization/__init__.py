@@ -6,8 +6,9 @@
     ranges.py    per-tensor range estimators: min/max, percentile, entropy (KL divergence)
     scheme.py    the TFLite int8 scheme: activation, weight (per channel) and bias parameters
     plan.py      which parameters each tensor of a graph gets (moves share, clamps lend their range)
+    weights4.py  4-bit weights (--weights int4): steps and codes chosen by the layer's output error
+    mixed.py     --weights auto: 4-bit or int8 weights per layer, to fit the flash budget
     report.py    the quantization report as text
-    progress.py  a progress bar on stderr, only when stderr is a terminal
 
 The flow (compiler/pipeline.py inserts the passes after `fuse`, so conv + bias + relu are one op
 when their ranges are measured):
@@ -33,19 +34,22 @@ METHODS = ("minmax", "percentile", "entropy")
 DEFAULT_METHOD = "minmax"
 DEFAULT_PERCENTILE = 99.99
 IO_KINDS = ("float", "int8")
+WEIGHTS = ("int8", "int4", "auto")  # the weights' precision: everywhere, or chosen per layer (mixed.py)
 
 
 @dataclass
 class Quantization:
     """What `edgecc --quantize int8` was asked for. `calibration` is the path of the .npz or the
     arrays themselves ({input name: [N, *input_shape]}); `keep_float` names layers (op names or
-    their results' names) to leave in float; `progress` is a callable(label, done, total) or None."""
+    their results' names) to leave in float; `weights` is the conv and fully connected layers'
+    weight precision (WEIGHTS); `progress` is a callable(label, done, total) or None."""
 
     calibration: Union[str, os.PathLike, dict]
     method: str = DEFAULT_METHOD
     percentile: float = DEFAULT_PERCENTILE
     io: str = "float"
     keep_float: tuple = ()
+    weights: str = "int8"
     progress: Optional[Callable] = field(default=None, repr=False)
 
     def pass_options(self, graph) -> dict:
@@ -58,10 +62,13 @@ class Quantization:
             raise EdgeccError(f"unknown calibration method '{self.method}' (known: {', '.join(METHODS)})")
         if self.io not in IO_KINDS:
             raise EdgeccError(f"unknown interface '{self.io}' (known: {', '.join(IO_KINDS)})")
+        if self.weights not in WEIGHTS:
+            raise EdgeccError(f"unknown weight precision '{self.weights}' (known: {', '.join(WEIGHTS)})")
         if not 0.0 < float(self.percentile) <= 100.0:
             raise EdgeccError(f"percentile {self.percentile} is not in (0, 100]")
         data = self.calibration
         data = check_arrays("calibration data", data, graph) if isinstance(data, dict) \
             else load_calibration(data, graph)
         return {"calibration": data, "calibration_method": self.method, "percentile": float(self.percentile),
-                "io": self.io, "keep_float": tuple(self.keep_float), "progress": self.progress}
+                "io": self.io, "keep_float": tuple(self.keep_float), "weights": self.weights,
+                "progress": self.progress}

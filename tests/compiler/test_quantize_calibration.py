@@ -1,14 +1,11 @@
-"""Calibration data, range estimators, the int8 scheme's parameters and the progress bar."""
+"""Calibration data, range estimators and the int8 scheme's parameters."""
 from __future__ import annotations
-
-import io
 
 import numpy as np
 import pytest
 
 from edgecc.compiler.quantization import Quantization
 from edgecc.compiler.quantization.data import load_calibration
-from edgecc.compiler.quantization.progress import ProgressBar, for_stderr
 from edgecc.compiler.quantization.ranges import Histogram, MinMax, kl_threshold
 from edgecc.compiler.quantization.scheme import activation_quant, asymmetric_tensor, weights_and_bias
 from edgecc.ir import Graph, TensorType, Value
@@ -137,18 +134,3 @@ def test_weights_symmetric_per_channel_and_int32_bias():
 def test_asymmetric_constants():
     codes, q = asymmetric_tensor(np.array([0.0, 0.5, 1.0], np.float32))
     assert codes.dtype == np.int8 and codes[0] == -128 and codes[2] == 127 and abs(int(codes[1])) <= 1
-
-
-# ---- progress --------------------------------------------------------------------------------
-def test_progress_bar_draws_once_per_percent_and_ends_its_line():
-    out = io.StringIO()
-    bar = ProgressBar(out)
-    for i in range(1, 1001):
-        bar("calibrating", i, 1000)
-    text = out.getvalue()
-    assert text.count("\r") == 101 and text.endswith("] 1000/1000\n")
-
-
-def test_no_progress_when_stderr_is_not_a_terminal(monkeypatch):
-    monkeypatch.setattr("sys.stderr", io.StringIO())
-    assert for_stderr() is None

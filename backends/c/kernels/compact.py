@@ -14,7 +14,8 @@ build's flash, 4.3 KB of it kernel code; with the compact kernels it is 0.32x. T
     A target without those numbers (the host, the M0+ whose portable kernels are already small) keeps
     the specialized kernels.
 
-What the compact kernels cover: int8 activations and weights (no weight zero point), an int8 result
+What the compact kernels cover: int8 activations and int8 or 4-bit weights (no weight zero point; 4-bit ones
+through a kernel of their own, compact/conv4.c.j2, with an int16 bias), an int8 result
 requantized per channel or per tensor with a fused relu/relu6/clip as clamp bounds; channels-last convs
 of one group and batch 1 (a fully connected layer is a 1x1 conv over its rows; the result may also be the
 float accumulator times its scale), int8 max pooling that keeps the quantization, and int8 average pooling
@@ -30,7 +31,7 @@ import numpy as np
 from edgecc.backends.base import Backend
 from edgecc.ir.analysis import macs, weight_bytes
 
-from . import Kernel, c_float, current_target
+from . import Kernel, c_float, current_target, int4
 from .qdsp import PRELUDE
 from .requant import check_int32
 
@@ -64,11 +65,11 @@ def wanted(op, work=None) -> bool:
 
 
 def _applies(out: dict, x, w, zw) -> bool:
-    """int8 x int8 with symmetric weights, to a scaled float result or a requantized int8 one whose scaled
-    accumulator always fits an int32 (requant.rounds_in_int32: the kernel clamps after rounding)."""
+    """int8 x int8 (or 4-bit) with symmetric weights, to a scaled float result or a requantized int8 one whose
+    scaled accumulator always fits an int32 (requant.rounds_in_int32: the kernel clamps after rounding)."""
     result = out.get("out_kind") == "float" or (out.get("out_kind") == "q" and out.get("out_ctype") == "int8_t"
                                                 and out.get("int_clamp"))
-    return result and x.type.dtype == w.type.dtype == "i8" and not np.any(np.asarray(zw) != 0)
+    return result and x.type.dtype == "i8" and w.type.dtype in ("i8", "i4") and not np.any(np.asarray(zw) != 0)
 
 
 def _fits(shape: dict) -> bool:
@@ -79,11 +80,14 @@ def _fits(shape: dict) -> bool:
 
 def conv(op, g: dict, wt, bias, out: dict, consts: list, zx: int, x, w, zw):
     """The compact kernel for a conv when it is wanted and applies, else None. g: qconv._geometry's
-    numbers; wt: int64 weights [M, KH, KW, C]; bias: int64 [M] in accumulator units, not folded (the
-    kernel subtracts the input zero point from each input, so padding contributes nothing)."""
+    numbers; wt: int64 weights [M, KH, KW, C] (of 4-bit weights, their int8 view: int4.py); bias: int64 [M]
+    in accumulator units, not folded (the kernel subtracts the input zero point from each input, so padding
+    contributes nothing)."""
     if g.get("N", 1) != 1 or g.get("group", 1) != 1 or not _applies(out, x, w, zw) or not wanted(op):
         return None
     scales = np.asarray(out["scales"], np.float32).reshape(-1)
+    if w.type.dtype == "i4":
+        return _conv4(g, wt, bias, out, consts, zx, scales)
     k = int(np.prod(wt.shape[1:]))
     kpad = -(-k // 4) * 4  # the receptive field in whole words of 4 weights
     shape = dict(ih=g["IH"], iw=g["IW"], c=g["C"], oh=g["OH"], ow=g["OW"], m=g["M"], kpad=kpad, kh=g["KH"],
@@ -99,6 +103,29 @@ def conv(op, g: dict, wt, bias, out: dict, consts: list, zx: int, x, w, zw):
                                                        ("scale", scales)]
     return Kernel("q_compact_conv.c.j2", dict(shape=shape), scratch=2 * kpad, consts=consts, replaced=(1,),
                   prelude=PRELUDE + ("compact/conv.c.j2",))
+
+
+def _conv4(g: dict, wt, bias, out: dict, consts: list, zx: int, scales):
+    """The compact kernel of a conv with 4-bit weights (compact/conv4.c.j2), or None when its bias does not fit
+    the kernel's int16 (in the layer's own units: the int8 view's over 16)."""
+    m = g["M"]
+    k = int(np.prod(wt.shape[1:]))
+    kpad = -(-k // 8) * 8  # whole words of 8 weights
+    bias = np.asarray(bias, np.int64)
+    if np.any(bias % int4.SCALE) or np.any(np.abs(bias // int4.SCALE) >= 2**15):
+        return None
+    shape = dict(ih=g["IH"], iw=g["IW"], c=g["C"], oh=g["OH"], ow=g["OW"], m=m, kpad=kpad, kh=g["KH"],
+                 kw=g["KW"], sh=g["SH"], sw=g["SW"], dh=g["DH"], dw=g["DW"], pt=g["PT"], pl=g["PL"], zx=zx,
+                 zy=out["zp"], lo=out.get("ilo", 0), hi=out.get("ihi", 0), to_float=int(out["out_kind"] == "float"))
+    if not _fits(shape):
+        return None
+    rows = int4.padded(np.asarray(wt, np.int64).reshape(m, k), 8)
+    table = int4.packed_rows(rows, (0, 4, 2, 6, 1, 5, 3, 7))  # see the template
+    consts = [c for c in consts if c[0] != "scale"] + [
+        ("w", table), ("bias", (bias // int4.SCALE).astype(np.int16)),
+        ("scale", np.ascontiguousarray(np.broadcast_to(scales, (m,)), np.float32))]
+    return Kernel("q_compact_conv4.c.j2", dict(shape=shape), scratch=2 * kpad, consts=consts, replaced=(1,),
+                  prelude=PRELUDE + ("compact/conv4.c.j2",))
 
 
 def fully_connected(op, rows: int, wnk, bias, out: dict, consts: list, zx: int, x, w, zw, fbias=None):

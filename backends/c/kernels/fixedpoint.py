@@ -49,14 +49,15 @@ def thresholds(m: float, ks: np.ndarray) -> np.ndarray:
 
 
 @lru_cache(maxsize=None)
-def channel(m: float, lo: int, hi: int, acc_min: int, acc_max: int, S: int, grain: int = 1):
-    """(M, B) with clamp((acc * M + B) >> S, lo, hi) == clamp(rint(float32(acc) * m), lo, hi) for every
-    acc in [acc_min, acc_max] (lo, hi relative to the zero point) and B a multiple of `grain`, or None.
+def channel(m: float, lo: int, hi: int, acc_min: int, acc_max: int, S: int, grain: int = 1, offset: int = 0):
+    """(M, B) with clamp((acc * M + B) >> S, lo, hi) == clamp(rint(float32(acc + offset) * m), lo, hi) for
+    every acc in [acc_min, acc_max] (lo, hi relative to the zero point) and B a multiple of `grain`, or None.
+    An offset (a bias the accumulator leaves out) only moves the thresholds: B takes it in.
     (Cached: a layer's kernel is chosen more than once.)"""
     if not m > 0 or S > 52:  # k 2^S and M T_k stay well inside int64
         return None
     ks = np.arange(lo + 1, hi + 1, dtype=np.int64)
-    T = thresholds(m, ks)
+    T = thresholds(m, ks) - offset
     inside = (T > acc_min) & (T <= acc_max)
     below = ks[T <= acc_min]  # reached by every accumulator
     above = ks[T > acc_max]  # reached by none
@@ -104,18 +105,21 @@ def _exact(M, B, S, ks, T, below, above, acc_min, acc_max) -> bool:
     return True
 
 
-def layer(scales, lo: int, hi: int, zp: int, acc_min, acc_max):
+def layer(scales, lo: int, hi: int, zp: int, acc_min, acc_max, offset=None):
     """The integer requantization of a layer: a dict with per output channel M and Bh (zero point
     included; both int32), the layer's L and R (immediates of the instructions) and whether each channel
     has an exact integer form (else M = Bh = 0), such that
-        clamp(((acc * 2^L * M + Bh * 2^32) >> 32) >> R) == clamp(rint(float32(acc) * m) + zp);
-    or None when it cannot be set up. acc_min, acc_max: per channel, the accumulators it can reach.
+        clamp(((acc * 2^L * M + Bh * 2^32) >> 32) >> R) == clamp(rint(float32(acc + offset) * m) + zp);
+    or None when it cannot be set up. acc_min, acc_max: per channel, the accumulators it can reach;
+    offset: per channel, what the accumulator leaves out and Bh takes in (a bias; None: 0).
     (A shift per channel, loaded at run time, found more channels a form but cost more than it saved.)"""
     scales = np.asarray(scales, F32).reshape(-1)
     acc_min, acc_max = np.asarray(acc_min, np.int64), np.asarray(acc_max, np.int64)
+    offset = np.zeros_like(acc_min) if offset is None else np.broadcast_to(np.asarray(offset, np.int64), acc_min.shape)
     # a channel whose every reachable accumulator gives one value gets M = 0 and does not bound L (its
     # acc * 2^L may wrap: the generated C shifts it as unsigned); the others' acc * 2^L stays an int32
-    ends = np.clip(np.stack([float_requant(acc_min, scales), float_requant(acc_max, scales)]) + zp, lo, hi)
+    ends = np.clip(np.stack([float_requant(acc_min + offset, scales), float_requant(acc_max + offset, scales)]) + zp,
+                   lo, hi)
     varying = ends[0] != ends[1]
     reach = int(max(np.max(np.abs(acc_min[varying]), initial=1), np.max(np.abs(acc_max[varying]), initial=1)))
     L = max(0, 30 - reach.bit_length())
@@ -126,7 +130,7 @@ def layer(scales, lo: int, hi: int, zp: int, acc_min, acc_max):
     grain = 1 << (32 - L)  # B = Bh * 2^32 / 2^L
     Ms, Bs, exact = [], [], []
     for c, m in enumerate(scales):
-        r = channel(float(m), lo - zp, hi - zp, int(acc_min[c]), int(acc_max[c]), S, grain)
+        r = channel(float(m), lo - zp, hi - zp, int(acc_min[c]), int(acc_max[c]), S, grain, int(offset[c]))
         bh = (r[1] // grain + (zp << R)) if r else 0
         ok = r is not None and -2 ** 31 <= bh < 2 ** 31
         exact.append(ok)

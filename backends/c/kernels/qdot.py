@@ -11,12 +11,15 @@ requantized together, a loop that vectorizes too. A fully connected layer is the
 per row of its input.
 
 Depthwise (q_dwconv_rows.c.j2): a whole output row per loop, over pixels and channels at once.
+
+4-bit weights (int4.py) keep their rows packed, two a byte, and the dot product unpacks each byte into the
+pair of int16 products it is part of (the plain loop nest of qconv.py takes their depthwise convs).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from . import CTYPES, Kernel
+from . import CTYPES, Kernel, int4
 from .requant import check_int32
 
 LANES = 16  # int16 elements per vector the dot products are padded to (AVX2: 16, SSE/NEON: 8)
@@ -27,15 +30,19 @@ def _padded_length(k: int) -> int:
     return -(-k // LANES) * LANES
 
 
-def dot_kernel(g: dict, weights, bias, out: dict, consts: list, x, w, fbias=None) -> Kernel:
+def dot_kernel(g: dict, weights, bias, out: dict, consts: list, x, w, fbias=None, w4=False) -> Kernel:
     """g: conv geometry (N, IH, IW, OH, OW, KH, KW, SH, SW, DH, DW, PT, PL, group, CG, MG) plus element
     strides of x (XN, XC, XH, XW) and y (YN, YC, YH, YW), ZX and `padded`; weights: int64 [M][K] with the
-    weight zero points already subtracted, K ordered (kh, kw, c); bias: int64 [M] in accumulator units."""
+    weight zero points already subtracted, K ordered (kh, kw, c); bias: int64 [M] in accumulator units.
+    w4: 4-bit weights, `weights` their int8 view (int4.py), kept packed [M][KPAD / 2] and unpacked in the loop."""
     m, k = weights.shape
     # a short receptive field: each dot product would be mostly its final horizontal sum, so the output
     # channels are the vector instead (acc[m] += x[k] * w[k][m], int32 weights [group][K][MG])
-    outer = k <= OUTER_MAX_K and g["MG"] % 8 == 0
-    if outer:
+    outer = k <= OUTER_MAX_K and g["MG"] % 8 == 0 and not w4
+    if w4:
+        kpad = _padded_length(k)
+        wtab = int4.packed_rows(int4.padded(weights, kpad))
+    elif outer:
         kpad = k
         wk = np.asarray(weights, np.int64).reshape(g["group"], g["MG"], k).transpose(0, 2, 1)
         wtab = np.ascontiguousarray(wk).astype(np.int32)
@@ -47,7 +54,7 @@ def dot_kernel(g: dict, weights, bias, out: dict, consts: list, x, w, fbias=None
     if fbias is not None:
         consts.append(("fbias", np.ascontiguousarray(np.broadcast_to(np.asarray(fbias, np.float32).reshape(-1),
                                                                      (m,)))))
-    v = dict(g, **out, K=k, KPAD=kpad, x_ctype=CTYPES[x.type.dtype], fbias=fbias is not None, outer=outer,
+    v = dict(g, **out, K=k, KPAD=kpad, x_ctype=CTYPES[x.type.dtype], fbias=fbias is not None, outer=outer, w4=w4,
              # a whole kernel row is one contiguous run of the input (channels last, undilated, one group)
              row_run=g["XC"] == 1 and g["XW"] == g["CG"] and g["DW"] == 1 and g["group"] == 1)
     return Kernel("q_conv_dot.c.j2", v, scratch=kpad * 2, consts=consts, replaced=(1,))

@@ -19,6 +19,11 @@ convolutions, TFLite Micro with CMSIS-NN 2.2 to 3.2):
     outputs of a 3-tap row share their loads;
   - requantization: the exact integer form of fixedpoint.py (SMMLA, SSAT: 4 instructions an output)
     where every channel has one, else onnxruntime's float32 formula (8).
+4-bit weights (int4.py: the int8 layer of weights 16 w) stay packed: a conv's row in words of 8 nibbles,
+each giving two int8 words with a shift and two masks, then the same SXTB16 and SMLAD (measured on vww_fp32:
+1.68 instructions per MAC against int8's 1.55); a depthwise channel's taps unpacked into their registers.
+Their accumulators are multiples of 16, so the integer requantization is searched on acc / 16 (fewer
+thresholds: every channel of vww's layers finds one), and takes the bias in, which drops its table.
 The same C builds anywhere: the prelude (codegen_templates/c/q_dsp.c.j2) has a plain C stand-in for each
 intrinsic that computes the same integers (the tests run both).
 """
@@ -26,7 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import Kernel, fixedpoint
+from . import Kernel, fixedpoint, int4
 from .requant import check_int32, qrange
 
 PRELUDE = ("q_dsp.c.j2",)
@@ -40,12 +45,12 @@ def _zx_pair(zx: int) -> int:
     return half | half << 16
 
 
-def _unroll(quads: int) -> int:
-    """Groups of 4 per loop iteration, a divisor of their number up to 8 that leaves the loop at least two
+def _unroll(quads: int, most: int = 8) -> int:
+    """Groups per loop iteration, a divisor of their number up to `most` that leaves the loop at least two
     iterations (measured: a loop gcc unrolls away entirely gets its registers spilled), but for 1 or 2."""
     if quads <= 2:
         return quads
-    return next(u for u in range(min(quads - 1, 8), 0, -1) if quads % u == 0)
+    return next(u for u in range(min(quads - 1, most), 0, -1) if quads % u == 0)
 
 
 def _shape(npix: int) -> tuple:
@@ -67,26 +72,32 @@ def _channel_blocks(m: int, per_block: int) -> list:
     return blocks
 
 
-def conv_dsp(g: dict, wt, bias, out: dict, consts: list, zx: int, fbias=None, replaced=(1,)) -> Kernel:
+def conv_dsp(g: dict, wt, bias, out: dict, consts: list, zx: int, fbias=None, replaced=(1,), w4=False) -> Kernel:
     """Channels-last int8 conv, one group. g: geometry (see qconv._geometry); wt: int64 weights
-    [M, KH, KW, C]; bias: int64 [M] in accumulator units; fbias: a float bias added after scaling."""
+    [M, KH, KW, C]; bias: int64 [M] in accumulator units; fbias: a float bias added after scaling. w4: the
+    weights are 4-bit, wt their int8 view (int4.py), packed in words of 8 the template unpacks."""
     m = g["M"]
     k = wt[0].size
-    kpad = -(-k // 4) * 4
-    w8 = np.zeros((m, kpad), np.int8)
-    w8[:, :k] = wt.reshape(m, k)
+    group = 8 if w4 else 4  # weights a word holds
+    kpad = -(-k // group) * group
+    if w4:
+        w8 = int4.packed_rows(int4.padded(wt.reshape(m, k), 8), (0, 4, 1, 5, 2, 6, 3, 7))
+    else:
+        w8 = np.zeros((m, kpad), np.int8)
+        w8[:, :k] = wt.reshape(m, k)
     npix = g["OH"] * g["OW"]
     pb, mb = _shape(npix)
     last_h = (g["OH"] - 1) * g["SH"] - g["PT"] + (g["KH"] - 1) * g["DH"]
     last_w = (g["OW"] - 1) * g["SW"] - g["PL"] + (g["KW"] - 1) * g["DW"]
     row_run = g["DW"] == 1  # one group: a kernel row is KW * C contiguous input bytes
-    v = dict(g, **out, K=k, KPAD=kpad, QUADS=kpad // 4, U=_unroll(kpad // 4), PIX=pb, NPIX=npix,
-             blocks=_channel_blocks(m, mb), ragged=npix % pb != 0, ZX=zx, ZX_PAIR=_zx_pair(zx),
+    # 4-bit: a loop iteration unpacks words of 8, each two groups of 4: half as many words keep the code size
+    v = dict(g, **out, K=k, KPAD=kpad, QUADS=kpad // 4, U=_unroll(kpad // group, 4 if w4 else 8), PIX=pb,
+             NPIX=npix, blocks=_channel_blocks(m, mb), ragged=npix % pb != 0, ZX=zx, ZX_PAIR=_zx_pair(zx),
              pad_h=g["PT"] > 0 or last_h >= g["IH"], pad_w=g["PL"] > 0 or last_w >= g["IW"],
-             fbias=fbias is not None, saturate=_saturate(out))
+             fbias=fbias is not None, saturate=_saturate(out), w4=w4)
     # one pixel that is a whole input row of whole words (a fully connected layer): widened as it is read,
     # no scratch
-    v["direct"] = pb == 1 and k % 4 == 0 and g["KH"] == g["KW"] == 1 and g["C"] == k and not v["pad_h"] \
+    v["direct"] = pb == 1 and k % group == 0 and g["KH"] == g["KW"] == 1 and g["C"] == k and not v["pad_h"] \
         and not v["pad_w"] and g["SW"] == 1
     v["row_run"] = row_run
     # the zero point written two entries at a time (see the template's pad_run and per-tap paths)
@@ -95,7 +106,8 @@ def conv_dsp(g: dict, wt, bias, out: dict, consts: list, zx: int, fbias=None, re
     # the columns hold stored values, the padding the zero point: zx * sum w comes off the bias instead
     folded = np.asarray(bias, np.int64) - zx * wt.reshape(m, k).sum(axis=1)
     consts = list(consts) + [("w", w8), ("bias", check_int32(folded, "bias with the input zero point folded in"))]
-    fixed, fixed_consts = _fixed(out, bias, wt.reshape(m, k), zx, v["blocks"])
+    fixed, fixed_consts = _fixed(out, bias, wt.reshape(m, k), zx, v["blocks"], folded if w4 else None,
+                                 int4.SCALE if w4 else 1)
     v.update(fixed)
     consts = _with_fixed(consts, fixed, fixed_consts)
     if fbias is not None:
@@ -105,16 +117,17 @@ def conv_dsp(g: dict, wt, bias, out: dict, consts: list, zx: int, fbias=None, re
                   replaced=replaced, prelude=PRELUDE)
 
 
-def fc_dsp(rows: int, wnk, bias, out: dict, consts: list, zx: int, fbias=None, replaced=(1,)) -> Kernel:
+def fc_dsp(rows: int, wnk, bias, out: dict, consts: list, zx: int, fbias=None, replaced=(1,), w4=False) -> Kernel:
     """A fully connected layer: a 1x1 conv over `rows` pixels of K channels; wnk: int64 [N, K]."""
     n, k = wnk.shape
     g = dict(N=1, C=k, M=n, CG=k, group=1, MG=n, IH=1, IW=rows, OH=1, OW=rows, KH=1, KW=1, SH=1, SW=1, DH=1, DW=1,
              PT=0, PL=0, PB=0, PR=0)
-    return conv_dsp(g, wnk.reshape(n, 1, 1, k), bias, out, consts, zx, fbias, replaced)
+    return conv_dsp(g, wnk.reshape(n, 1, 1, k), bias, out, consts, zx, fbias, replaced, w4)
 
 
-def depthwise_dsp(g: dict, wt, bias, out: dict, consts: list, zx: int) -> Kernel:
-    """Channels-last int8 depthwise conv (undilated); wt: int64 [C, KH, KW, 1]; bias: int64 [C]."""
+def depthwise_dsp(g: dict, wt, bias, out: dict, consts: list, zx: int, w4=False) -> Kernel:
+    """Channels-last int8 depthwise conv (undilated); wt: int64 [C, KH, KW, 1]; bias: int64 [C]. w4: 4-bit
+    weights, wt their int8 view (int4.py): each channel's taps packed from a byte of their own."""
     c, kh, kw = g["C"], g["KH"], g["KW"]
     bias = np.asarray(bias, np.int64)
     folded = bias - zx * wt.reshape(c, -1).sum(axis=1)  # the plane around the input holds the zero point
@@ -122,10 +135,13 @@ def depthwise_dsp(g: dict, wt, bias, out: dict, consts: list, zx: int) -> Kernel
     pw = (g["OW"] - 1) * g["SW"] + kw + 1  # + 1: the word read for an odd last tap reaches one past the window
     pairs = kw == 3 and g["SW"] in (1, 2)  # two neighbouring outputs share their loads (see the template)
     v = dict(g, **out, PH=ph, PW=pw, pairs=pairs, ZX=zx,
-             IHC=min(g["IH"], ph - g["PT"]), IWC=min(g["IW"], pw - g["PL"]), saturate=_saturate(out))
+             IHC=min(g["IH"], ph - g["PT"]), IWC=min(g["IW"], pw - g["PL"]), saturate=_saturate(out), w4=w4)
     taps = np.ascontiguousarray(wt[:, :, :, 0]).astype(np.int8)  # [C][KH][KW]: a channel's taps together
+    if w4:
+        taps = int4.packed_rows(wt.reshape(c, kh * kw))
     consts = list(consts) + [("w", taps), ("bias", check_int32(folded, "bias with the input zero point folded in"))]
-    fixed, fixed_consts = _fixed(out, bias, wt.reshape(c, -1), zx)
+    fixed, fixed_consts = _fixed(out, bias, wt.reshape(c, -1), zx, fold=folded if w4 else None,
+                                 unit=int4.SCALE if w4 else 1)
     if fixed["fixed"] and not fixed["fixed"]["every"]:
         # the float formula for the whole layer: a second requantization for a few channels saved 0.6 % of
         # vww_int8's instructions for 4 % more flash (the tables of both)
@@ -141,21 +157,39 @@ def _saturate(out: dict):
     return "dsp_ssat8" if ok else None
 
 
-def _fixed(out: dict, bias, weights, zx: int, blocks=None) -> tuple:
+def _fixed(out: dict, bias, weights, zx: int, blocks=None, fold=None, unit: int = 1) -> tuple:
     """Template variables and tables of the integer requantization (fixedpoint.py) of an int8 result:
     per channel M (fixm) and Bh (fixb), the layer's L and R, and with `blocks` (the channel loops) a flag per
     block's first channel, set when every channel of the block has an exact integer form (the others keep
-    the float formula). ({"fixed": None}, []) when it does not apply or no channel has one."""
+    the float formula). ({"fixed": None}, []) when it does not apply or no channel has one.
+    fold: the bias the accumulators start from (the input zero point folded in), for a form that takes it into
+    Bh instead, so that they start from 0 and the bias table goes ("folded"); kept when every channel has one
+    (4-bit layers, whose flash is what they are for, ask for it).
+    unit: the accumulators are all multiples of it (16 for the int8 view of 4-bit weights, int4.py): the form
+    is searched on acc / unit, which fewer thresholds constrain, and L takes the division back."""
     if out.get("out_kind") != "q" or out.get("out_ctype") != "int8_t" or not out.get("int_clamp"):
         return {"fixed": None}, []
     w = np.asarray(weights, np.int64).reshape(len(weights), -1)
+    bias = np.asarray(bias, np.int64)
+    if unit > 1 and (np.any(w % unit) or np.any(bias % unit) or (fold is not None and np.any(np.asarray(fold) % unit))):
+        unit = 1
+    shift = unit.bit_length() - 1
+    w, bias = w // unit, bias // unit
     lo, hi = qrange("i8")
     pos, neg = np.clip(w, 0, None).sum(axis=1), np.clip(w, None, 0).sum(axis=1)
-    bias = np.asarray(bias, np.int64)
     acc_min = bias + pos * (lo - zx) + neg * (hi - zx)
     acc_max = bias + pos * (hi - zx) + neg * (lo - zx)
-    scales = np.broadcast_to(np.asarray(out["scales"], np.float32), (len(w),))
+    # float32(acc * unit) * (m / unit) is float32(acc) * m exactly: unit is a power of two
+    scales = np.broadcast_to(np.asarray(out["scales"], np.float32) * np.float32(unit), (len(w),))
+    if fold is not None:
+        fold = np.asarray(fold, np.int64) // unit
+        found = fixedpoint.layer(scales, out["ilo"], out["ihi"], out["zp"], acc_min - fold, acc_max - fold, fold)
+        if found is not None and found["exact"].all() and found["L"] >= shift:
+            return {"fixed": dict(L=found["L"] - shift, R=found["R"], every=True, folded=True)}, \
+                [("fixm", found["mult"]), ("fixb", found["add"])]
     found = fixedpoint.layer(scales, out["ilo"], out["ihi"], out["zp"], acc_min, acc_max)
+    if found is not None and found["L"] < shift:
+        return _fixed(out, bias * unit, w * unit, zx, blocks)
     if found is None:
         return {"fixed": None}, []
     exact = found["exact"]
@@ -171,12 +205,13 @@ def _fixed(out: dict, bias, weights, zx: int, blocks=None) -> tuple:
     every = bool(used.all())
     if not every:
         consts.append(("exact", flags.astype(np.uint8)))
-    return {"fixed": dict(L=found["L"], R=found["R"], every=every)}, consts
+    return {"fixed": dict(L=found["L"] - shift, R=found["R"], every=every, folded=False)}, consts
 
 
 def _with_fixed(consts: list, fixed: dict, fixed_consts: list) -> list:
     """The layer's tables with the integer requantization's; the float multipliers go when no channel
-    needs them."""
+    needs them, and the bias when the requantization took it in."""
     if fixed["fixed"] and fixed["fixed"]["every"]:
-        consts = [c for c in consts if c[0] != "scale"]
+        gone = ("scale", "bias") if fixed["fixed"]["folded"] else ("scale",)
+        consts = [c for c in consts if c[0] not in gone]
     return consts + fixed_consts

@@ -37,6 +37,7 @@ class Arg:
     data: np.ndarray
     const: bool = False
     quant: Optional[Quant] = None
+    dtype: str = ""  # the IR element type, when not the data's own (i4: 4-bit codes held in int8)
 
 
 def const(data, quant=None) -> Arg:
@@ -83,7 +84,7 @@ def build_graph(cases, name: str = "kernels") -> Graph:
                 operands.append(None)
                 continue
             shape = tuple(a.data.shape)
-            t = TensorType(shape, dtype_name(a.data.dtype), a.quant, layouts.get(j, {}).get(len(shape)))
+            t = TensorType(shape, a.dtype or dtype_name(a.data.dtype), a.quant, layouts.get(j, {}).get(len(shape)))
             v = Value(f"{c.name}_x{j}", t, a.data.copy() if a.const else None)
             (consts if a.const else inputs).append(v)
             operands.append(v)

@@ -20,6 +20,7 @@ class Q:
     data: np.ndarray
     quant: Optional[Quant] = None
     const: bool = False
+    int4: bool = False  # a constant of 4-bit codes: an INT4 initializer, read by onnxruntime's DequantizeLinear
 
 
 def _tensor_type(a) -> int:
@@ -38,7 +39,11 @@ def qdq_run(op_type: str, operands: list, attrs: dict, out_quant: Optional[Quant
             names.append("")
             continue
         stored = f"x{i}"
-        if a.const:
+        if a.int4:
+            import ml_dtypes
+
+            inits.append(nh.from_array(np.asarray(a.data).astype(ml_dtypes.int4), stored))
+        elif a.const:
             inits.append(nh.from_array(np.asarray(a.data), stored))
         else:
             inputs.append(oh.make_tensor_value_info(stored, _tensor_type(a.data), list(a.data.shape)))
@@ -48,9 +53,16 @@ def qdq_run(op_type: str, operands: list, attrs: dict, out_quant: Optional[Quant
             continue
         q = a.quant
         zdt = np.asarray(a.data).dtype
+        zero = np.asarray(q.zero_point, zdt).reshape(-1 if q.axis is not None else ())
+        if a.int4:
+            import ml_dtypes
+
+            zero = zero.astype(ml_dtypes.int4)
         inits += [nh.from_array(np.asarray(q.scale, np.float32).reshape(-1 if q.axis is not None else ()), f"s{i}"),
-                  nh.from_array(np.asarray(q.zero_point, zdt).reshape(-1 if q.axis is not None else ()), f"z{i}")]
+                  nh.from_array(zero, f"z{i}")]
         kw = {"axis": q.axis} if q.axis is not None else {}
+        if a.int4:  # before opset 21 only onnxruntime's own DequantizeLinear reads INT4
+            kw["domain"] = "com.microsoft"
         nodes.append(oh.make_node("DequantizeLinear", [stored, f"s{i}", f"z{i}"], [f"f{i}"], **kw))
         names.append(f"f{i}")
     nodes.append(oh.make_node(op_type, names, ["r0"], **attrs))
@@ -65,7 +77,11 @@ def qdq_run(op_type: str, operands: list, attrs: dict, out_quant: Optional[Quant
         last = "y"
     out_type = _tensor_type(np.zeros(0, out_dtype))
     out = oh.make_tensor_value_info(last, out_type, None)
-    model = oh.make_model(oh.make_graph(nodes, "qdq", inputs, [out], inits), opset_imports=[oh.make_opsetid("", opset)])
+    opsets = [oh.make_opsetid("", opset)] + [oh.make_opsetid("com.microsoft", 1)] * any(a is not None and a.int4
+                                                                                      for a in operands)
+    model = oh.make_model(oh.make_graph(nodes, "qdq", inputs, [out], inits), opset_imports=opsets)
+    if len(opsets) > 1:
+        model.ir_version = 10  # INT4
     import onnxruntime as ort
     sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     return sess.run(None, feeds)[0]
