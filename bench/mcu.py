@@ -2,14 +2,16 @@
 """Cortex-M7 figures of edgecc's generated C for the MLPerf Tiny int8 models, next to issue 4's goals
 and the two references measured on the same emulator: TFLite Micro + CMSIS-NN, and onnx2c.
 
-usage: python bench/mcu.py [--models DIR] [--shared DIR] [--target cortex-m7] [STEM ...]
+usage: python bench/mcu.py [--models DIR] [--shared DIR] [--target cortex-m7] [--no-m55] [STEM ...]
 
 Each model is compiled with `--target cortex-m7` and measured by the acceptance harness
 (../shared/tools/cbench.py m7: its own startup code, linker script and flags, QEMU mps2-an500 with
 -icount shift=0, instructions = CMSDK timer ticks x 40). RAM is .data + .bss of the model's objects
 plus the stack one inference uses; flash is .text + .rodata + .data. With another --target the
 model runs in that target's own emulator (backends/c/emulator.py) instead; the goals and the
-references stay the M7's.
+references stay the M7's. Beside the M7's figures, the M55 columns: the same model compiled for the
+Cortex-M55 (its Helium kernels, kernels/qmve.py) in QEMU mps3-an547, instructions (per MAC), flash and RAM
+(issue 16's bars: 0.45 instructions per MAC, 0.6 for ad_int8); --no-m55 leaves them out.
 """
 from __future__ import annotations
 
@@ -60,6 +62,26 @@ def measure_emulator(target, srcdir, graph, golden) -> dict:
     return dict(ok=True, insns=run.insns, flash=run.flash, ram=run.ram, stack=run.stack, maxdiff=worst)
 
 
+def measure_m55(model, golden, n_macs, as_json, stem) -> tuple:
+    """The M55 columns of a model: its Cortex-M55 C in QEMU mps3-an547 (edgecc's emulator runner)."""
+    from edgecc.backends.c import emulator
+    from edgecc.compiler.driver import compile as compile_model
+
+    why = emulator.missing("cortex-m55")
+    if why:
+        return ("-", "-", "-", "-", why[:40])
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            src = os.path.join(tmp, "c")
+            art = compile_model(model, target="cortex-m55", outdir=src, emit="c")
+            res = measure_emulator("cortex-m55", src, art.graph, golden)
+    except Exception as e:  # the M7 row still prints
+        return ("FAILED", "-", "-", "-", f"{type(e).__name__}: {e}"[:40])
+    if as_json:
+        print(json.dumps(dict(model=stem, target="cortex-m55", **res)))
+    return (n(res["insns"]), f"{res['insns'] / n_macs:.2f}", n(res["flash"]), n(res["ram"]), f"{res['maxdiff']:g}")
+
+
 def n(x) -> str:
     return f"{x:,}"
 
@@ -75,12 +97,16 @@ def main(argv=None):
     ap.add_argument("--shared", default=SHARED)
     ap.add_argument("--target", default="cortex-m7", help="cortex-m7 (cbench m7, default) or another Cortex-M target")
     ap.add_argument("--json", action="store_true", help="also print one JSON line per model")
+    ap.add_argument("--no-m55", action="store_true", help="leave out the Cortex-M55 columns")
     a = ap.parse_args(argv)
     from edgecc.compiler.driver import compile as compile_model
 
     cbench = load_cbench(a.shared) if a.target == "cortex-m7" else None
     head = ("model", "MACs", "insns", "/MAC", "goal", "vs goal", "TFLM+CMSIS-NN", "vs TFLM", "onnx2c",
             "RAM", "RAM goal", "TFLM arena", "onnx2c RAM", "flash", "flash goal", "max diff")
+    m55 = not a.no_m55 and a.target != "cortex-m55"
+    if m55:
+        head += ("M55 insns", "/MAC", "M55 flash", "M55 RAM", "M55 diff")
     rows = []
     for stem in a.stems:
         ref = REFERENCE[stem]
@@ -99,16 +125,17 @@ def main(argv=None):
             res = {"ok": False, "error": f"{type(e).__name__}: {e}"}
         if a.json:
             print(json.dumps(dict(model=stem, target=a.target, **res)))
+        extra = measure_m55(model, golden, ref["macs"], a.json, stem) if m55 else ()
         if not res.get("ok"):
             rows.append((stem, n(ref["macs"]), "FAILED", "-", refs[0], "-", refs[1], "-", refs[2], "-",
                          n(ref["ram_goal"]), n(ref["tflm_arena"]), n(ref["onnx2c_ram"]), "-", n(flash_goal),
-                         res.get("error", "")[:70].replace("\n", " ")))
+                         res.get("error", "")[:70].replace("\n", " ")) + extra)
             continue
         insns = res["insns"]
         rows.append((stem, n(ref["macs"]), n(insns), f"{insns / ref['macs']:.2f}", refs[0],
                      ratio(insns, ref["insns_goal"]), refs[1], ratio(insns, ref["tflm_insns"]), refs[2],
                      n(res["ram"]), n(ref["ram_goal"]), n(ref["tflm_arena"]), n(ref["onnx2c_ram"]),
-                     n(res["flash"]), n(flash_goal), f"{res['maxdiff']:g}"))
+                     n(res["flash"]), n(flash_goal), f"{res['maxdiff']:g}") + extra)
     widths = [max(len(str(r[i])) for r in rows + [head]) for i in range(len(head))]
     print(f"target {a.target}; insns = instructions per inference (per MAC); goals and references from issue 4 "
           f"(Cortex-M7, QEMU mps2-an500); vs = ours / theirs, lower is better")

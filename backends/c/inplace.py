@@ -9,12 +9,12 @@ in which a template reads and writes; a template whose loops change must be chec
   same index      elementwise.c.j2, q_unary.c.j2, q_binary.c.j2: element i of the result is written
                   after element i of each operand is read, and nothing before it is read again.
                   Offset 0, for operands of the result's shape and element size.
-  pixel streaming q_conv_dsp.c.j2, q_conv_dot.c.j2, q_conv_nhwc.c.j2, q_dwconv_nhwc.c.j2 (channels
-                  last): output pixels in raster order (alone or a few at a time), each written after
+  pixel streaming q_conv_dsp.c.j2, q_conv_dot.c.j2, q_conv_nhwc.c.j2, q_dwconv_nhwc.c.j2,
+                  q_conv_mve.c.j2 (channels last; those that copy a block's windows to scratch first): output pixels in raster order (alone or a few at a time), each written after
                   its receptive field was read, and a pixel reads nothing before its window's first
                   input pixel. With the operand `offset` bytes up, every pixel's output ends below
                   the first input byte it reads, so no write can reach an input still to be read.
-  channel planes  q_dwconv_dsp.c.j2: depthwise, one channel at a time, the channel's whole input
+  channel planes  q_dwconv_dsp.c.j2, q_dwconv_mve.c.j2: depthwise, one channel at a time, the channel's whole input
                   copied to scratch before any of its outputs is written, and output (pixel, c)
                   overwrites only input (pixel, c). Offset 0 when the result is not larger.
   kernel's own    Kernel.inplace, for kernels that know it themselves (the tiled op's, kernels/tiled.py).
@@ -25,8 +25,9 @@ import numpy as np
 
 ALIGN = 16
 SAME_INDEX = ("elementwise.c.j2", "q_unary.c.j2", "q_binary.c.j2")
-PIXEL_STREAMING = ("q_conv_dsp.c.j2", "q_conv_dot.c.j2", "q_conv_nhwc.c.j2", "q_dwconv_nhwc.c.j2")
-CHANNEL_PLANES = ("q_dwconv_dsp.c.j2",)
+PIXEL_STREAMING = ("q_conv_dsp.c.j2", "q_conv_dot.c.j2", "q_conv_nhwc.c.j2", "q_dwconv_nhwc.c.j2",
+                   "q_conv_mve.c.j2")
+CHANNEL_PLANES = ("q_dwconv_dsp.c.j2", "q_dwconv_mve.c.j2")
 
 
 def inplace_operands(op, kernel) -> list:

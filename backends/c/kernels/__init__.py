@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-CTYPES = {"f32": "float", "i8": "int8_t", "u8": "uint8_t", "i16": "int16_t", "i32": "int32_t",
+# i4: 4-bit weights, packed two a byte (kernels/int4.py)
+CTYPES = {"f32": "float", "i8": "int8_t", "i4": "uint8_t", "u8": "uint8_t", "i16": "int16_t", "i32": "int32_t",
           "i64": "int64_t", "i1": "uint8_t"}
 # each integer type's least and greatest value, as C spells them
 INT_LIMITS = {"i8": ("INT8_MIN", "INT8_MAX"), "u8": ("0", "UINT8_MAX"), "i16": ("INT16_MIN", "INT16_MAX"),

@@ -1,5 +1,7 @@
-"""Integer convolution: int8/uint8 activations, int8 weights (per output channel or per tensor), int32
-bias, requantized to the result type (or the raw int32 accumulator for an unquantized i32 result).
+"""Integer convolution: int8/uint8 activations, int8 or 4-bit weights (per output channel or per tensor),
+int32 bias, requantized to the result type (or the raw int32 accumulator for an unquantized i32 result).
+4-bit weights are computed as the int8 layer of weights 16 w (int4.py), by the same kernels reading them
+packed: the DSP and compact ones, the host's dot products, and elsewhere the plain loop nest.
 
 The loop nest depends on the kind of machine (quantized.family()):
   - Arm cores with the DSP extension: SMLAD kernels (qdsp.py) for int8 channels-last convs of one group
@@ -20,9 +22,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import CTYPES, Kernel, Unsupported, c_float, compact
+from . import CTYPES, Kernel, Unsupported, c_float, compact, int4
 from .qdot import conv_strides, depthwise_rows, dot_kernel
 from .qdsp import conv_dsp, depthwise_dsp
+from .qmve import applies as mve_applies, conv_mve, depthwise_mve
 from .quantized import family, quantized
 from .requant import (F32, accumulator_bound, bias_values, check_int32, output_vars, per_tensor, qparams, qrange,
                       rounds_in_int32)
@@ -94,13 +97,16 @@ def out_setup(op, y, acc_scale, acc_bound=None):
 @quantized("conv")
 def qconv(op):
     x, w, b, y = op.operands[0], op.operands[1], (op.operands[2] if len(op.operands) > 2 else None), op.result
-    if x.type.dtype not in ("i8", "u8") or w.type.dtype not in ("i8", "u8"):
+    if x.type.dtype not in ("i8", "u8") or w.type.dtype not in ("i8", "u8", "i4"):
         raise Unsupported(f"integer conv of {x.type.dtype} x {w.type.dtype}")
     if not w.is_const:
         raise Unsupported("integer conv with weights computed at run time")
     g, cl, wt = _geometry(op)
     sx, zx = per_tensor(x, "conv input")
     sw, zw = qparams(w)
+    w4 = w.type.dtype == "i4"
+    if w4:  # computed as the int8 layer of weights 16 w (int4.py)
+        wt, sw = int4.int8_view(wt, sw, zw)
     acc_scale = (F32(sx) * sw).astype(F32) if len(sw) > 1 else np.asarray([F32(sx) * sw[0]], F32)
     bias = bias_values(b, acc_scale, g["M"])
     wzp = np.broadcast_to(zw, (g["M"],))
@@ -109,25 +115,34 @@ def qconv(op):
     if y.type.dtype == "f32" and b is not None and b.type.dtype == "f32":
         raise Unsupported("integer conv to float with a float bias")
     v = dict(g, **out, x_ctype=CTYPES[x.type.dtype], w_ctype=CTYPES[w.type.dtype], ZX=zx,
-             padded=_padded(g))
+             padded=_padded(g), w4=w4)
     small = compact.conv(op, g, wt, bias, out, consts, zx, x, w, wzp) if cl else None
     if small is not None:
         return small
     wsum = wt.reshape(g["M"], -1).sum(axis=1)
     depthwise = g["group"] == g["C"] == g["M"]
     fam = family()
-    if fam == "dsp" and cl and x.type.dtype == w.type.dtype == "i8" and not np.any(wzp != 0):
+    if fam in ("dsp", "mve") and cl and x.type.dtype == "i8" and w.type.dtype in ("i8", "i4") and not np.any(wzp != 0):
+        if fam == "mve" and g["group"] == 1 and not w4 and mve_applies(out):
+            return conv_mve(g, wt, bias, out, consts, zx)
         if g["group"] == 1:
-            return conv_dsp(g, wt, bias, out, consts, zx)
+            return conv_dsp(g, wt, bias, out, consts, zx, w4=w4)
         if depthwise and g["DH"] == g["DW"] == 1:
-            return depthwise_dsp(g, wt, bias, out, consts, zx)
-    if fam == "host" and depthwise and cl:
+            mve = depthwise_mve(g, wt, bias, out, consts, zx) if fam == "mve" and not w4 else None
+            return mve or depthwise_dsp(g, wt, bias, out, consts, zx, w4=w4)
+    if fam == "host" and depthwise and cl and not w4:
         k = depthwise_rows(g, wt - wzp[:, None, None, None], bias, out, consts, x, zx)
         if k is not None:
             return k
     if fam == "host" and not depthwise:
         geo = dict(g, **conv_strides(g, cl), ZX=zx, padded=_padded(g))
-        return dot_kernel(geo, wt.reshape(g["M"], -1) - wzp[:, None], bias, out, consts, x, w)
+        return dot_kernel(geo, wt.reshape(g["M"], -1) - wzp[:, None], bias, out, consts, x, w, w4=w4)
+    if w4:
+        # the plain loop nest on the packed weights, in the order _geometry gives them ([M][KH][KW][CG])
+        consts += [("bias", check_int32(bias, "bias")), ("w", int4.packed_rows(wt.reshape(1, -1))[0])]
+        v.update(_generic_strides(g, cl), has_wzp=False)
+        v.update({k: n for k, n in _generic_strides(g, True).items() if k.startswith("W")})
+        return Kernel("q_conv_generic.c.j2", v, consts=consts, replaced=(1,), prelude=int4.PRELUDE)
     if np.any(wzp != 0) or not cl:
         consts.append(("bias", check_int32(bias, "bias")))
         if np.any(wzp != 0):

@@ -3,9 +3,10 @@ and requantized to the result type, scaled to float (a result without quant, as 
 MatMulIntegerToFloat), or stored raw (an unquantized i32 result, as MatMulInteger).
 
 With constant weights every output is a dot product over contiguous K (weights [N][K], reordered at
-compile time when given [K][N]): as int16 vectors on the host (qdot.py), with SMLAD on Arm cores with
-the DSP extension (qdsp.py, int8 without weight zero points), else here: the activation zero point is
-folded into the bias (bias - zp_x * sum_k w) and a weight zero point costs one running sum of the row.
+compile time when given [K][N]; 4-bit ones packed, int4.py): as int16 vectors on the host (qdot.py), with
+SMLAD on Arm cores with the DSP extension (qdsp.py, int8 or 4-bit without weight zero points), else
+here: the activation zero point is folded into the bias (bias - zp_x * sum_k w) and a weight zero point
+costs one running sum of the row.
 With two run-time operands (attention-like matmuls) each output row keeps an int32 row acc[N] and adds one row of B
 per k, the zero points applied through the row sums of A and the constant K * zp_a * zp_b.
 """
@@ -13,17 +14,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import CTYPES, Kernel, Unsupported, compact
+from . import CTYPES, Kernel, Unsupported, compact, int4
 from .qconv import out_setup
 from .qdot import dot_kernel, rows_geometry
 from .qdsp import fc_dsp
+from .qmve import applies as mve_applies, fc_mve
 from .quantized import family, quantized
 from .requant import F32, accumulator_bound, bias_values, check_int32, per_tensor, qparams
 
 
 def _check_int8(op, *vals):
-    for v in vals:
-        if v.type.dtype not in ("i8", "u8"):
+    for v in vals:  # (4-bit weights are constants: the weights kernels take them)
+        if v.type.dtype not in ("i8", "u8") and not (v.type.dtype == "i4" and v.is_const):
             raise Unsupported(f"integer {op.kind} of a {v.type.dtype} operand")
 
 
@@ -34,6 +36,9 @@ def _weights_kernel(op, x, w, wnk, wq, bias, fbias=None, replaced=(), alpha=1.0)
     rows = x.type.size // k
     sx, zx = per_tensor(x, op.kind)
     sw, zw = wq
+    w4 = w.type.dtype == "i4"
+    if w4:  # computed as the int8 product of weights 16 w (int4.py)
+        wnk, sw = int4.int8_view(wnk, sw, zw)
     acc_scale = (F32(sx) * sw).astype(F32)
     if alpha != 1.0:
         acc_scale = (acc_scale * F32(alpha)).astype(F32)
@@ -46,18 +51,23 @@ def _weights_kernel(op, x, w, wnk, wq, bias, fbias=None, replaced=(), alpha=1.0)
         return small
     fam = family()
     if fam == "host":
-        return dot_kernel(rows_geometry(rows, k, n, zx), wnk - zw[:, None], b, out, consts, x, w, fbias)
-    if fam == "dsp" and x.type.dtype == w.type.dtype == "i8" and not np.any(zw != 0):
-        return fc_dsp(rows, wnk, b, out, consts, zx, fbias)
+        return dot_kernel(rows_geometry(rows, k, n, zx), wnk - zw[:, None], b, out, consts, x, w, fbias, w4=w4)
+    if fam in ("dsp", "mve") and x.type.dtype == "i8" and w.type.dtype in ("i8", "i4") and not np.any(zw != 0):
+        if fam == "mve" and not w4 and mve_applies(out, fbias):
+            return fc_mve(rows, wnk, b, out, consts, zx)
+        return fc_dsp(rows, wnk, b, out, consts, zx, fbias, w4=w4)
     consts.append(("bias", check_int32(folded, "bias with the zero points folded in")))
-    if replaced:
+    if w4:  # rows of an even length, packed: whole bytes
+        consts.append(("w", int4.packed_rows(int4.padded(wnk, 2))))
+        replaced = (1,)
+    elif replaced:
         consts.append(("w", np.ascontiguousarray(wnk).astype(w.type.np_dtype)))
     if np.any(zw != 0):
         consts.append(("wzp", check_int32(zw, "weight zero point")))
     if fbias is not None:
         consts.append(("fbias", np.ascontiguousarray(np.broadcast_to(np.asarray(fbias, F32).reshape(-1), (n,)))))
     v = dict(out, x_ctype=CTYPES[x.type.dtype], w_ctype=CTYPES[w.type.dtype], ROWS=rows, K=k, N=n,
-             own_weights=bool(replaced), has_wzp=bool(np.any(zw != 0)), fbias=fbias is not None)
+             own_weights=bool(replaced), has_wzp=bool(np.any(zw != 0)), fbias=fbias is not None, w4=w4)
     return Kernel("q_fc.c.j2", v, consts=consts, replaced=replaced)
 
 

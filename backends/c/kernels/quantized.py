@@ -37,7 +37,9 @@ def quantized_kernel(op):
 
 def family() -> str:
     """The kind of machine the integer kernels are chosen for, from the target of the select() in progress:
-      "dsp"  an Arm core with the DSP extension (M4, M7, M33, M55): SMLAD on int16 pairs (arm_acle.h);
+      "mve"  an Arm core with Helium (M55: [isa] helium): VMLADAVA on int8 vectors (arm_mve.h, qmve.py),
+             the DSP kernels for what those do not cover;
+      "dsp"  an Arm core with the DSP extension (M4, M7, M33): SMLAD on int16 pairs (arm_acle.h);
       "host" a machine whose C compiler vectorizes (the host target, or no target): wide int16 dot products;
       "mcu"  any other microcontroller (M0+): compact plain C, int8 weights, little scratch.
     """
@@ -45,4 +47,6 @@ def family() -> str:
     t = current_target()
     if t is None or t.isa.get("simd"):
         return "host"
+    if t.isa.get("helium"):
+        return "mve"
     return "dsp" if t.isa.get("dsp") else "mcu"

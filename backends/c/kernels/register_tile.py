@@ -23,6 +23,9 @@ class Machine:
 
     vector_floats: int
     vector_registers: int
+    # registers a reduction step needs besides the accumulators and the weight row: the broadcast input
+    # and the product; none on Helium, whose VFMA takes the input from a core register and fuses the product
+    step_registers: int = 2
 
 
 HOST = Machine(8, 16)  # AVX2 (the acceptance builds with -march=native): 8 floats, 16 ymm registers
@@ -41,7 +44,7 @@ def machine() -> Machine:
     if t is None or "simd" in isa:
         return HOST
     if isa.get("helium"):
-        return Machine(4, 8)  # MVE: 128-bit Q registers, 8 of them
+        return Machine(4, 8, 0)  # MVE: 128-bit Q registers, 8 of them; VFMA Qda, Qn, Rm
     if isa.get("fpu", "none") in ("sp", "dp"):
         return Machine(1, 32)
     return Machine(1, 10)
@@ -76,9 +79,9 @@ def _registers(width: int) -> int:
 
 
 def _rows(vregs: int, nrows: int) -> int:
-    """Most rows whose accumulators fit beside the weight row, one broadcast and one product.
+    """Most rows whose accumulators fit beside the weight row and what a step needs (Machine.step_registers).
     One row needs no weight registers: each weight vector is used once, straight from memory."""
-    free = machine().vector_registers - 2
+    free = machine().vector_registers - machine().step_registers
     rows = 1
     while rows < MAX_ROWS and (rows + 1) * vregs + vregs <= free:
         rows += 1
