@@ -32,6 +32,7 @@ class Target:
     emulator: dict = field(default_factory=dict)  # how to run the target's code (backends/c/emulator.py)
     accelerator: dict = field(default_factory=dict)  # a delegate target's capability table and costs
     options: dict = field(default_factory=dict)  # settings a backend reads from its own [options] table
+    energy: dict = field(default_factory=dict)  # the access-cost table of the energy estimate (compiler/energy.py)
 
 
 def _read_target(path: str) -> Target:
@@ -41,7 +42,8 @@ def _read_target(path: str) -> Target:
                   cflags=tuple(d.get("cflags", ())), isa=dict(d.get("isa", {})), sram=int(d.get("sram", 0)),
                   flash=int(d.get("flash", 0)), costs=dict(d.get("costs", {})), passes=tuple(d.get("passes", ())),
                   path=path, toolchain=d.get("toolchain", ""), emulator=dict(d.get("emulator", {})),
-                  accelerator=dict(d.get("accelerator", {})), options=dict(d.get("options", {})))
+                  accelerator=dict(d.get("accelerator", {})), options=dict(d.get("options", {})),
+                  energy=dict(d.get("energy", {})))
 
 
 def _target_files(ref) -> list:

@@ -3,9 +3,10 @@
     edgecc MODEL [--target T] [-o OUT] [--name NAME] [--emit ir|c|report] [--input-shape NAME=1,3,96,96] [--debug]
            [--sram SIZE] [--flash SIZE] [--optimize balanced|speed|size]
     edgecc MODEL --quantize int8 --calibration DATA.npz [--calibration-method minmax|percentile|entropy]
-           [--io float|int8] [--keep-float NODE,...] [--emit c|ir|onnx|report] ...
+           [--io float|int8] [--keep-float NODE,...] [--weights int8|int4|auto] [--emit c|ir|onnx|report] ...
     edgecc verify MODEL [--target host] [--data golden.npz] [--input-shape ...] [--name NAME] [--optimize ...]
            [--debug]
+    edgecc compare MODEL --targets T1,T2,... [-o compare.html] [--input-shape ...] [--optimize ...]
     edgecc targets
 
 A user error prints one line, `edgecc: error: FILE: node 'NAME' (OpType): why`, on stderr and
@@ -51,11 +52,34 @@ def _common(p: argparse.ArgumentParser) -> None:
                         "before the first unsupported layer, as the Edge TPU compiler does; none: all on the CPU)")
     p.add_argument("--sparsity", choices=("on", "off"), default="on",
                    help="zero weights: output channels zero end to end are removed (default on; off, to compare)")
+    _limit_options(p)
+
+
+def _limit_options(p: argparse.ArgumentParser) -> None:
+    from .frontend.limits import Limits
+
+    d = Limits()
+    g = p.add_argument_group("how large a model edgecc reads (refused before memory is allocated for it)")
+    g.add_argument("--max-model-bytes", type=_size, metavar="SIZE",
+                   help=f"the model file, and its weights together (default: {d.max_model_bytes // 1024 ** 3}G)")
+    g.add_argument("--max-tensor-bytes", type=_size, metavar="SIZE",
+                   help=f"any one tensor, as its shape declares it (default: {d.max_tensor_bytes // 1024 ** 3}G)")
+    g.add_argument("--max-nodes", type=int, metavar="N", help=f"nodes in the graph (default: {d.max_nodes:,})")
+
+
+def limits_of(args):
+    """The Limits the flags ask for (the defaults where none is given)."""
+    from .frontend.limits import Limits
+
+    given = {"max_model_bytes": args.max_model_bytes, "max_tensor_bytes": args.max_tensor_bytes,
+             "max_nodes": args.max_nodes}
+    return Limits(**{k: v for k, v in given.items() if v is not None})
 
 
 def compile_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="edgecc", description="Compile an ONNX model to C for a microcontroller.",
-                                epilog="also: `edgecc targets`, `edgecc verify MODEL --data golden.npz`")
+                                epilog="also: `edgecc targets`, `edgecc verify MODEL --data golden.npz`, "
+                                       "`edgecc compare MODEL --targets T1,T2,...`")
     _common(p)
     p.add_argument("-o", "--output", metavar="OUT",
                    help=f"output directory for --emit c (default: {DEFAULT_C_OUT}); file for --emit ir (default: stdout)")
@@ -86,7 +110,7 @@ def _memory_options(p: argparse.ArgumentParser) -> None:
 
 
 def _quantization_options(p: argparse.ArgumentParser) -> None:
-    from .quantization import DEFAULT_METHOD, IO_KINDS, METHODS
+    from .quantization import DEFAULT_METHOD, IO_KINDS, METHODS, WEIGHTS
 
     g = p.add_argument_group("post-training quantization")
     g.add_argument("--quantize", choices=("int8",), help="quantize a float model to int8 (needs --calibration)")
@@ -97,16 +121,19 @@ def _quantization_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--io", choices=IO_KINDS, help="interface of the quantized model (default: float)")
     g.add_argument("--keep-float", action="append", default=[], metavar="NODE,...",
                    help="layers to leave in float (repeatable; names as in --emit report)")
+    g.add_argument("--weights", choices=WEIGHTS,
+                   help="conv and fully connected weights: int8 (default), int4 (4-bit, steps and codes chosen on "
+                        "the calibration data) or auto (4-bit or int8 per layer, to fit --flash with the least loss)")
 
 
 def quantization_of(args):
     """The Quantization the flags ask for, or None; flags that only make sense with --quantize are
     user errors without it."""
     from .quantization import DEFAULT_METHOD, Quantization
-    from .quantization.progress import for_stderr
+    from .progress import for_stderr
 
     given = [f for f, v in (("--calibration", args.calibration), ("--calibration-method", args.calibration_method),
-                            ("--io", args.io), ("--keep-float", args.keep_float)) if v]
+                            ("--io", args.io), ("--keep-float", args.keep_float), ("--weights", args.weights)) if v]
     if args.quantize is None:
         if given:
             raise EdgeccError(f"{given[0]} goes with --quantize int8")
@@ -115,7 +142,7 @@ def quantization_of(args):
         raise EdgeccError("--quantize int8 needs calibration samples: --calibration DATA.npz")
     keep = tuple(n.strip() for item in args.keep_float for n in item.split(",") if n.strip())
     return Quantization(args.calibration, method=args.calibration_method or DEFAULT_METHOD, io=args.io or "float",
-                        keep_float=keep, progress=for_stderr())
+                        keep_float=keep, weights=args.weights or "int8", progress=for_stderr())
 
 
 def verify_parser() -> argparse.ArgumentParser:
@@ -132,6 +159,7 @@ def shapes_of(args) -> dict | None:
 
 def run_compile(args) -> int:
     from .driver import compile as compile_model
+    from .progress import for_stderr
 
     quantize = quantization_of(args)
     # these may go without -o (to stdout, or nowhere); --emit report without --quantize writes C like --emit c
@@ -139,7 +167,8 @@ def run_compile(args) -> int:
     out = args.output if args.output or args.emit in without_dir else DEFAULT_C_OUT
     art = compile_model(args.model, target=args.target, outdir=out, name=args.name, emit=args.emit,
                         input_shapes=shapes_of(args), quantize=quantize, sram=args.sram, flash=args.flash,
-                        optimize=args.optimize, partition=args.partition, sparsity=args.sparsity)
+                        optimize=args.optimize, partition=args.partition, sparsity=args.sparsity,
+                        progress=for_stderr(), limits=limits_of(args))
     if args.emit == "ir" and out is None:
         sys.stdout.write(art.ir_text)
     if args.emit == "report" and out is None:
@@ -148,11 +177,40 @@ def run_compile(args) -> int:
 
 
 def run_verify(args) -> int:
+    from .progress import for_stderr
     from .verify import verify
 
     ok = verify(args.model, target=args.target, data=args.data, input_shapes=shapes_of(args), name=args.name,
-                optimize=args.optimize, partition=args.partition, sparsity=args.sparsity)
+                optimize=args.optimize, partition=args.partition, sparsity=args.sparsity, progress=for_stderr(),
+                limits=limits_of(args))
     return 0 if ok else 1
+
+
+def compare_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="edgecc compare",
+                                description="Compile a model for several targets; print their estimated latency, "
+                                            "RAM, flash, energy per inference and share of MACs on an accelerator.")
+    _common(p)
+    p.set_defaults(target=None)
+    p.add_argument("--targets", required=True, metavar="T1,T2,...", help="the targets, comma-separated")
+    p.add_argument("-o", "--output", default="compare.html", metavar="FILE.html",
+                   help="the page that draws the table (default: compare.html)")
+    return p
+
+
+def run_compare(args) -> int:
+    from .compare import compare, format_table, render_html
+    from .output import write_file_atomic
+    from .progress import for_stderr
+
+    if args.target is not None:
+        raise EdgeccError("compare takes its targets as --targets T1,T2,... (not --target)")
+    targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+    rows = compare(args.model, targets, progress=for_stderr(), name=args.name, input_shapes=shapes_of(args),
+                   optimize=args.optimize, partition=args.partition, sparsity=args.sparsity, limits=limits_of(args))
+    sys.stdout.write(format_table(rows))
+    write_file_atomic(args.output, render_html(args.model, rows))
+    return 0
 
 
 def run_targets(argv: list) -> int:
@@ -185,6 +243,8 @@ def main(argv=None) -> int:
         return run_targets(argv[1:])
     if argv and argv[0] == "verify":
         return _run(verify_parser(), run_verify, argv[1:])
+    if argv and argv[0] == "compare":
+        return _run(compare_parser(), run_compare, argv[1:])
     return _run(compile_parser(), run_compile, argv)
 
 

@@ -41,8 +41,10 @@ class Artifacts:
     report_text: Optional[str] = None  # emit="report": the report as text
 
 
-def load(path, input_shapes: Optional[dict] = None) -> Graph:
-    """An IR graph from an .onnx model (through the frontend) or an .edgeir text file."""
+def load(path, input_shapes: Optional[dict] = None, limits=None) -> Graph:
+    """An IR graph from an .onnx model (through the frontend) or an .edgeir text file. `limits`: how large
+    an ONNX model may be, a compiler.frontend.limits.Limits (default: Limits(), far above any
+    microcontroller model); a larger one is refused before memory is allocated for it."""
     file = str(path)
     if file.endswith(".edgeir"):
         from edgecc.ir import parse
@@ -59,17 +61,21 @@ def load(path, input_shapes: Optional[dict] = None) -> Graph:
         return parse(text, file)
     from .frontend import load_onnx
 
-    return load_onnx(file, input_shapes)
+    return load_onnx(file, input_shapes, limits)
 
 
-def _quantize(graph: Graph, target: str, quantize) -> tuple:
-    """Run the target's pipeline up to the quantization report; (graph, the passes still to run)."""
+def _quantize(graph: Graph, target: str, quantize, optimize: str = "balanced", budgets=None) -> tuple:
+    """Run the target's pipeline up to the quantization report; (graph, the passes still to run). The
+    backend is the one that will emit (`optimize`), and `budgets` reach the passes: --weights auto fits
+    the flash budget with them."""
     from edgecc.backends.registry import backend_for, get_target
     from edgecc.compiler.pipeline import lower, quantizing
 
     t = get_target(target)
-    head, rest = quantizing(backend_for(t).pipeline())
-    graph = lower(graph, t, options=quantize.pass_options(graph), passes=head)
+    backend = backend_for(t, optimize)
+    head, rest = quantizing(backend.pipeline())
+    graph = lower(graph, t, options=dict(budgets or {}, **quantize.pass_options(graph)), backend=backend,
+                  passes=head)
     return graph, rest
 
 
@@ -84,7 +90,8 @@ def _write_or_keep(outdir: Optional[str], name: str, suffix: str, data) -> list:
 def compile(model: Union[str, os.PathLike, Graph], target: str = "host", outdir: Optional[str] = None,
             name: str = "model", emit: str = "ir", input_shapes: Optional[dict] = None,
             quantize=None, sram: Optional[int] = None, flash: Optional[int] = None,
-            optimize: str = "balanced", partition: Optional[str] = None, sparsity: str = "on") -> Artifacts:
+            optimize: str = "balanced", partition: Optional[str] = None, sparsity: str = "on",
+            progress=None, limits=None) -> Artifacts:
     """Compile `model` (a path or a Graph) for `target`.
 
     emit="ir": the imported graph as textual IR, written to `outdir` when given (a file path, or
@@ -92,13 +99,15 @@ def compile(model: Union[str, os.PathLike, Graph], target: str = "host", outdir:
     writes C sources into the directory `outdir`. `quantize`: a compiler.quantization.Quantization
     (post-training int8); emit="onnx" (needs `outdir`, a file) goes with it, and so does emit="report"
     for the quantization report; without `quantize`, emit="report" is emit="c" plus report.html, the
-    memory per layer plotted against the budget. `sram`, `flash`: budgets in bytes (default: the
-    target's); a model whose plan cannot fit is refused with the least that works (EdgeccError).
+    report drawn (per layer: MACs, time, energy, memory; compiler/report_html.py). `sram`, `flash`:
+    budgets in bytes (default: the target's); a model whose plan cannot fit is refused with the least
+    that works (EdgeccError).
     `optimize`: "balanced" (default), "speed" or "size": how the backend trades code size against speed
     (for the C backend: which small layers share one compact kernel, backends/c/kernels/compact.py).
     `partition`: accelerator targets: "cost" (default), "single-cut" or "none" (compiler/passes/partition.py).
     `sparsity`: "on" (default) or "off": whether output channels that are zero end to end are removed
-    (compiler/passes/remove_zero_channels.py).
+    (compiler/passes/remove_zero_channels.py). `progress`: a callable(label, done, total) the long passes
+    report to (the tiling search; compiler/progress.py), or None. `limits`: see load.
     """
     if emit not in EMITS:
         raise EdgeccError(f"unknown output kind '{emit}' (known: {', '.join(EMITS)})")
@@ -112,10 +121,11 @@ def compile(model: Union[str, os.PathLike, Graph], target: str = "host", outdir:
 
         backend = backend_for(target, optimize)  # an unknown target or mode fails before the model is read
     # the pipeline changes a graph in place: a caller's own graph is left as it was
-    graph = copy.deepcopy(model) if isinstance(model, Graph) else load(model, input_shapes)
+    graph = copy.deepcopy(model) if isinstance(model, Graph) else load(model, input_shapes, limits)
     rest = None
     if quantize is not None:
-        graph, rest = _quantize(graph, target, quantize)
+        graph, rest = _quantize(graph, target, quantize, optimize,
+                                {k: v for k, v in (("sram", sram), ("flash", flash)) if v is not None})
     report = graph.meta.get("quantization")
     if emit == "report" and not memory_report:
         from .quantization.report import format_report
@@ -141,14 +151,15 @@ def compile(model: Union[str, os.PathLike, Graph], target: str = "host", outdir:
         raise EdgeccError(f"unknown sparsity mode '{sparsity}' (on, off)")
     budgets = {k: v for k, v in (("sram", sram), ("flash", flash), ("partition", partition), ("sparsity", sparsity))
                if v is not None}
-    graph = lower(graph, target, options=dict(budgets, file="" if isinstance(model, Graph) else str(model)),
+    graph = lower(graph, target, options=dict(budgets, file="" if isinstance(model, Graph) else str(model),
+                                              progress=progress),
                   backend=backend, passes=rest)
     dest = os.path.abspath(outdir)
     with atomic_directory(dest) as tmp:
         # a fresh instance: kernels are chosen again for the graph as lowered
         written = backend_for(target, optimize).emit(graph, tmp, name=name) or []
         if memory_report:
-            from .memory.report import write_html
+            from .report_html import write_html
 
             written.append(write_html(tmp))
     paths = sorted(os.path.join(dest, os.path.relpath(os.path.join(tmp, p), tmp)) for p in written)

@@ -80,10 +80,15 @@ def onnxruntime_outputs(model_path: str, graph, inputs: list) -> list:
         raise EdgeccError("verify needs onnxruntime as the reference: pip install onnxruntime") from e
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
-    sess = ort.InferenceSession(model_path, opts, providers=["CPUExecutionProvider"])
-    feed = {i.name: a.reshape([d if isinstance(d, int) else a.shape[k] for k, d in enumerate(i.shape)])
-            for i, a in zip(sess.get_inputs(), inputs)}
-    return sess.run(None, feed)
+    try:
+        sess = ort.InferenceSession(model_path, opts, providers=["CPUExecutionProvider"])
+        feed = {i.name: a.reshape([d if isinstance(d, int) else a.shape[k] for k, d in enumerate(i.shape)])
+                for i, a in zip(sess.get_inputs(), inputs)}
+        return sess.run(None, feed)
+    except Exception as e:  # onnxruntime's errors derive from Exception alone
+        # a model edgecc compiles that the reference refuses (e.g. two nodes of one name): nothing to compare
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise EdgeccError(f"{model_path}: onnxruntime, the reference, cannot run the model: {reason}") from None
 
 
 def compare(graph, got: list, want: list) -> list:
@@ -136,10 +141,10 @@ def format_figures(run, total_macs: int, target) -> str:
 
 def verify(model_path: str, target: str = "host", data: str | None = None, input_shapes=None,
            name: str = "model", out=sys.stdout, optimize: str = "balanced", partition: str | None = None,
-           sparsity: str = "on") -> bool:
+           sparsity: str = "on", progress=None, limits=None) -> bool:
     """Compile, run the C (on the host with the system C compiler, or in the target's emulator), compare
     with onnxruntime; print the table (and, on an emulator, instructions, flash and RAM); True when all
-    outputs match."""
+    outputs match. `progress(label, done, total)`: hears of the long steps (compiler/progress.py)."""
     from edgecc.backends.registry import get_target
     from edgecc.backends.c import emulator
     from edgecc.backends.c.runner import build_and_run
@@ -161,11 +166,12 @@ def verify(model_path: str, target: str = "host", data: str | None = None, input
     run, partition_checks = None, []
     try:
         art = compile_model(model_path, target=target, outdir=os.path.join(work, "c"), name=name, emit="c",
-                            input_shapes=input_shapes, optimize=optimize, partition=partition, sparsity=sparsity)
+                            input_shapes=input_shapes, optimize=optimize, partition=partition, sparsity=sparsity,
+                            progress=progress, limits=limits)
         graph = art.graph
         inputs = load_inputs(data, graph)
         if t.emulator:
-            run = emulator.build_and_run(os.path.join(work, "c"), graph, inputs, t, name=name)
+            run = emulator.build_and_run(os.path.join(work, "c"), graph, inputs, t, name=name, progress=progress)
             got = run.outputs
         else:
             got = build_and_run(os.path.join(work, "c"), graph, inputs, name=name)

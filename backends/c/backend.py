@@ -13,10 +13,11 @@ import re
 import numpy as np
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from edgecc.compiler.energy import energy_section
 from edgecc.compiler.memory.report import memory_section
 from edgecc.compiler.passes.memory_plan import is_view
 from edgecc.ir.analysis import macs, weight_bytes
-from edgecc.ir.types import dtype_name
+from edgecc.ir.types import dtype_name, pack_int4
 
 from ..base import Backend
 from .kernels import CTYPES, Unsupported, c_float, c_int, select
@@ -24,6 +25,9 @@ from .names import Namer, c_identifier
 
 TEMPLATES = os.path.join(os.path.dirname(__file__), "..", "..", "codegen_templates", "c")
 VALUES_PER_LINE = 12
+
+
+HELIUM_PRELUDE = ("q_mve.c.j2",)
 
 
 def _env() -> Environment:
@@ -85,6 +89,12 @@ class CBackend(Backend):
             return str(e)
         return None
 
+    def flash_bytes(self, graph) -> dict:
+        """The flash the C of `graph` (lowered) will take: {"data", "code", "total"} bytes, the data exact,
+        the code estimated from the target file (flash.py)."""
+        from .flash import flash_bytes
+        return flash_bytes(self, graph)
+
     def scratch_bytes(self, op) -> int:
         return 0 if is_view(op) else self.kernel(op).scratch
 
@@ -117,8 +127,9 @@ class CBackend(Backend):
             if c.type.size == 0 or c not in needed:
                 continue
             cname = consts[c] = names(c.name, "w_")
-            const_decls.append(dict(name=cname, ctype=CTYPES[c.type.dtype], size=c.type.size,
-                                    init=c_values(c.data, c.type.dtype), comment=shape_text(c) + " " + c.type.dtype))
+            data, dt = (pack_int4(c.data), "u8") if c.type.dtype == "i4" else (c.data, c.type.dtype)  # two a byte
+            const_decls.append(dict(name=cname, ctype=CTYPES[c.type.dtype], size=data.size,
+                                    init=c_values(data, dt), comment=shape_text(c) + " " + c.type.dtype))
         layers, report_layers, preludes, tables_seen = [], [], [], {}
         for i, op in enumerate(graph.ops):
             if is_view(op):
@@ -159,6 +170,7 @@ class CBackend(Backend):
                       memory=memory_section(plan))
         if "quantization" in graph.meta:  # the quantization report (compiler/passes/quantization_report.py)
             report["quantization"] = graph.meta["quantization"]
+        report["energy"] = energy_section(graph, self.target, compact=self._compact)  # None: no [energy] table
         if "sparsity" in graph.meta or "zero_channels" in graph.meta:
             report["sparsity"] = sparsity_section(graph, report_layers)
         written += self.extra_files(graph, outdir, api, env, report)
@@ -210,8 +222,13 @@ class CBackend(Backend):
                    for j, r in enumerate(op.results)]
         if k.scratch:
             params.append("uint8_t *restrict scratch")
-        preludes += [p for p in k.prelude if p not in preludes]
-        body = env.get_template("ops/" + k.template).render(**dict(k.vars, fn=fn))
+        # a Helium core: the float register tiles are written with its vectors (ops/register_tile.c.j2), whose
+        # helpers are in the prelude the integer kernels share (q_mve.c.j2)
+        helium = bool(self.target.isa.get("helium"))
+        body = env.get_template("ops/" + k.template).render(**dict(k.vars, fn=fn, helium=helium))
+        for p in k.prelude + (HELIUM_PRELUDE if helium and "mve_" in body else ()):
+            if p not in preludes:
+                preludes.append(p)
         used = set(re.findall(r"\b[xy]\d+\b", body))
         decls = [f"  {d} = {consts.get(op.operands[j], 'NULL')};" + ("" if f"x{j}" in used else f" (void)x{j};")
                  for j, d in local]
@@ -221,6 +238,10 @@ class CBackend(Backend):
                     tables=tables, unused=unused, invoked=not inner,
                     comment=f"{op.kind} {' '.join(shape_text(v) for v in op.inputs())} -> "
                             f"{' '.join(shape_text(r) for r in op.results)}, {macs(op):,} MACs")
+
+    def _compact(self, op) -> bool:
+        """Whether the layer runs the shared compact kernel (kernels/compact.py), for the energy estimate."""
+        return not is_view(op) and op.kind != "partition" and self.kernel(op).template.startswith("q_compact")
 
     def _needed_constants(self, graph) -> set:
         """Constants some reader takes from the C file: a kernel that carries an operand's data itself

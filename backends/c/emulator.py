@@ -141,9 +141,9 @@ def flash_and_ram(sections: dict) -> tuple:
 
 
 def build(srcdir: str, workdir: str, target, n_inputs: int, n_outputs: int, name: str = "model",
-          cflags=None) -> tuple:
+          cflags=None, progress=None) -> tuple:
     """Cross-compile the generated sources, the startup code and the harness; link for the board.
-    Returns (elf path, the model's object files)."""
+    Returns (elf path, the model's object files). `progress(label, done, total)` hears of each file."""
     t = _target(target)
     cc = tool(t, "gcc")
     api = c_identifier(name).lower()
@@ -158,7 +158,10 @@ def build(srcdir: str, workdir: str, target, n_inputs: int, n_outputs: int, name
     if not srcs:
         raise EdgeccError(f"{srcdir}: no C sources to build")
     model_objs = []
+    steps = len(srcs) + 3  # the model's files, startup.c and main.c, the link
     for i, src in enumerate(srcs):
+        if progress is not None:
+            progress(f"building for {t.name}", i, steps)
         obj = os.path.join(workdir, f"model{i}_{os.path.basename(src)}.o")
         _compile(cc, cpu + MODEL_CFLAGS + list(cflags or []) + [f"-I{srcdir}"], src, obj)
         model_objs.append(obj)
@@ -173,9 +176,13 @@ def build(srcdir: str, workdir: str, target, n_inputs: int, n_outputs: int, name
     cmd = [cc, *cpu, "--specs=rdimon.specs", "-nostartfiles", "-T", os.path.join(workdir, "link.ld"),
            "-Wl,--gc-sections", *harness_objs, *model_objs, "-o", elf,
            "-Wl,--start-group", "-lc", "-lrdimon", "-lm", "-lgcc", "-Wl,--end-group"]
+    if progress is not None:
+        progress(f"building for {t.name}", steps - 1, steps)
     p = subprocess.run(cmd, capture_output=True, text=True)
     if p.returncode:
         raise EdgeccError(f"linking for {t.name} failed: {p.stderr.strip()[-2000:]}")
+    if progress is not None:
+        progress(f"building for {t.name}", steps, steps)
     return elf, model_objs
 
 
@@ -210,20 +217,24 @@ def run(elf: str, workdir: str, target, inputs: list, output_types: list, timeou
 
 
 def build_and_run(srcdir: str, graph, inputs: list, target="cortex-m7", name: str = "model",
-                  cflags=None) -> EmulatorRun:
+                  cflags=None, progress=None) -> EmulatorRun:
     """Cross-compile srcdir (generated from `graph`) for `target`, run it in the target's emulator on
-    `inputs`; the outputs and the figures."""
+    `inputs`; the outputs and the figures. `progress(label, done, total)` hears of the build and the run."""
     t = _target(target)
     why = missing(t)
     if why:
         raise EdgeccError(f"cannot run {t.name} code here: {why}")
     work = tempfile.mkdtemp(prefix="edgecc-emu-")
     try:
-        elf, objs = build(srcdir, work, t, len(graph.inputs), len(graph.outputs), name, cflags)
+        elf, objs = build(srcdir, work, t, len(graph.inputs), len(graph.outputs), name, cflags, progress)
         sections = section_sizes(t, objs)
         flash, static_ram = flash_and_ram(sections)
         types = [(v.type.np_dtype, v.type.shape) for v in graph.outputs]
+        if progress is not None:
+            progress(f"running in {t.emulator['machine']}", 0, 1)
         outs, ticks, stack = run(elf, work, t, inputs, types)
+        if progress is not None:
+            progress(f"running in {t.emulator['machine']}", 1, 1)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     insns = int(round(ticks * float(t.emulator.get("insns_per_tick", 1))))

@@ -70,12 +70,15 @@ def _runs(graph, order: list, peak: int):
     return [(a, b) for a in range(lo, peak + 1) for b in range(peak, hi + 1) if b - a < MAX_LAYERS]
 
 
-def candidates(graph, plan, backend, limit: int) -> list:
+def candidates(graph, plan, backend, limit: int, progress=None) -> list:
     """Candidates weighed for each run through the peak: the fewest rows per strip (the smallest arena the
     run gives) and, when that fits, the most rows that still fit (the cheapest), found by bisection (more
-    rows never need less memory)."""
+    rows never need less memory). `progress(label, done, total)`, when given, hears of each run weighed."""
     order, found = plan.order, []
-    for a, b in _runs(graph, order, plan.peak_step):
+    runs = _runs(graph, order, plan.peak_step)
+    for done, (a, b) in enumerate(runs):
+        if progress is not None:
+            progress("tiling search", done, len(runs))
         layers = order[a:b + 1]
         height = layers[-1].result.type.shape[1]
         plain = sum(macs(op) for op in layers)
@@ -102,6 +105,8 @@ def candidates(graph, plan, backend, limit: int) -> list:
             c = weigh(options[mid])
             lo, hi = (mid, hi) if c is not None and c.arena <= limit else (lo, mid - 1)
         found += [c for c in weighed.values() if c is not None]
+    if progress is not None:
+        progress("tiling search", len(runs), len(runs))
     return found
 
 
@@ -137,7 +142,7 @@ def run(graph, ctx):
     limit = budget - stack_bytes(ctx.target)
     plan = best_plan(graph, backend)
     while plan.arena_bytes > limit:
-        found = candidates(graph, plan, backend, limit)
+        found = candidates(graph, plan, backend, limit, ctx.options.get("progress"))
         fitting = [c for c in found if c.arena <= limit]
         if fitting:
             pick = min(fitting, key=lambda c: (c.cost, c.arena, c.first, -c.rows))

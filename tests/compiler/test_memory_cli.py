@@ -32,9 +32,9 @@ def test_a_budget_that_fits_compiles_and_reports(tmp_path):
     assert mem["sram_budget"] == 10240 and mem["arena_bytes"] + mem["stack_reserve"] <= 10240
     assert mem["lower_bound"] <= mem["arena_bytes"] and len(mem["timeline"]) == len(report["layers"])
     assert max(s["live_bytes"] for s in mem["timeline"]) == mem["lower_bound"]
-    html = (out / "report.html").read_text()
-    assert html.count("<svg") == 1 and "<script" not in html and "budget (SRAM less the stack)" in html
-    assert html.count("<rect") == len(mem["timeline"])
+    html = (out / "report.html").read_text()  # the timeline drawn against the budget (compiler/report_html.py)
+    assert 'id="memory"' in html
+    assert f'budget (SRAM less the stack): {mem["sram_budget"] - mem["stack_reserve"]:,} bytes' in html
     assert (out / "model.c").exists()
 
 
