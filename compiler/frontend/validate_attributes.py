@@ -45,12 +45,27 @@ def known_shapes(model: onnx.ModelProto, inferred: bool) -> dict:
     return shapes
 
 
+def check_attribute_types(node: onnx.NodeProto, opset: int, file: str) -> None:
+    """Each attribute the op's schema declares has the declared type (an INT where INTS is due, say)."""
+    try:
+        schema = onnx.defs.get_schema(node.op_type, opset, "")
+    except (onnx.defs.SchemaError, TypeError):  # an unknown op, or an opset no int32 holds: refused elsewhere
+        return
+    for a in node.attribute:
+        declared = schema.attributes.get(a.name)
+        given = onnx.AttributeProto.AttributeType.Name(a.type)
+        if declared is not None and declared.type.name != given:
+            raise refuse(f"attribute {a.name} is {given}; {node.op_type} takes {declared.type.name}", file, node)
+
+
 def check_attributes(model: onnx.ModelProto, file: str, inferred: bool = False) -> None:
     """Refuse the first attribute out of its op's domain; `inferred`: shape inference has run."""
     shapes = known_shapes(model, inferred)
+    opset = next((o.version for o in model.opset_import if o.domain in DEFAULT_DOMAINS), 0)
     for node in model.graph.node:
         if node.domain not in DEFAULT_DOMAINS:
             continue
+        check_attribute_types(node, opset, file)
         attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
         for name in FLAGS & attrs.keys():
             if attrs[name] not in (0, 1):
@@ -129,6 +144,9 @@ def check_groups(node: onnx.NodeProto, attrs: dict, weights, shapes: dict, file:
         raise refuse(f"attribute group={group} must be positive", file, node)
     if not weights or None in weights:
         return
+    if len(weights) < 3:
+        raise refuse(f"weights of shape {list(weights)}: a convolution's have an output and an input channel "
+                     f"axis and at least one spatial axis", file, node)
     if "kernel_shape" in attrs and list(attrs["kernel_shape"]) != weights[2:]:
         raise refuse(f"kernel_shape={list(attrs['kernel_shape'])} does not match the weights' {weights[2:]}", file, node)
     if weights[0] % group:

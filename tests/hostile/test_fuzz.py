@@ -133,13 +133,6 @@ def test_onnx_seeds_load(onnx_seeds, scratch):
         assert check_onnx_file(str(path)) == "read"
 
 
-# Still open when this was written: the frontend lets through non-EdgeccError exceptions on attributes of
-# the wrong kind, initializers whose data and dims disagree, unknown element types, negative dimensions,
-# cycles, undefined graph outputs and non-UTF-8 names (issue 14: compiler/frontend/validate.py is to refuse
-# them up front). Not strict: the test passes as soon as they are refused; only a FrontendCrash is expected,
-# so a broken mutation or a message of more than one line still fails it.
-@pytest.mark.xfail(raises=FrontendCrash, strict=False,
-                   reason="the ONNX frontend still crashes on some malformed models (issue 14)")
 @settings(max_examples=1000, **FUZZ)
 @given(data=st.data())
 def test_frontend_on_mutated_models(onnx_seeds, scratch, data):
