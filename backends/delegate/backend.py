@@ -58,6 +58,7 @@ class DelegateBackend(CBackend):
         self._order = {}
         self._tflite = {}  # partition op -> its TFLite model (bytes)
         self._npus = {}    # partition op -> Vela's compilation of it (emit)
+        self._parts = []   # each partition's template variables, in order (emit)
 
     def pipeline(self) -> list:
         return list(self.target.passes)
@@ -106,6 +107,8 @@ class DelegateBackend(CBackend):
         self._kernels = {}
         self._blobs = {op: self._blob(op) for op in self._order}
         self._npus = {op: self._npu(op) for op in self._order}
+        # rendered once: both the C file's context and the delegate's files read them (blobs as C text)
+        self._parts = [self._partition_vars(op) for op in self._order]
         return super().emit(graph, outdir, name)
 
     # ---- the C backend's hooks -----------------------------------------------------------
@@ -117,7 +120,7 @@ class DelegateBackend(CBackend):
         return env
 
     def extra_context(self, graph, api: str) -> dict:
-        parts = [self._partition_vars(op) for op in self._order]
+        parts = self._parts
         sources = [f"partitions/{api}_blobs.c", f"reference/{api}_delegate_ref.c"] + [f"reference/{p['api']}.c" for p in parts]
         if self._vela_used():
             sources.append(f"ethosu/{api}_delegate_ethosu.c")
@@ -127,7 +130,7 @@ class DelegateBackend(CBackend):
         return bool(self._order) and all(self._npus.get(op) for op in self._order)
 
     def extra_files(self, graph, outdir: str, api: str, env, report: dict) -> list:
-        parts = [self._partition_vars(op) for op in self._order]
+        parts = self._parts
         ctx = dict(api=api, API=api.upper(), target=self.target.name, accelerator=self.capabilities.name,
                    partitions=parts)
         written = []

@@ -40,3 +40,22 @@ def float_cnn(path) -> str:
 
 def calibration(n=32, seed=0):
     return {"x": np.random.default_rng(seed).random((n, 1, 2, 8, 8)).astype(np.float32)}
+
+
+def assert_m7_matches_host(m7_dir, host_dir, graph, images, workdir) -> None:
+    """The emulated Cortex-M7 build in m7_dir gives the very outputs of the host build in host_dir, image
+    by image (each reshaped to the graph's input)."""
+    import os
+
+    from edgecc.backends.c import emulator, runner
+
+    types = [(v.type.np_dtype, v.type.shape) for v in graph.outputs]
+    e, h = os.path.join(str(workdir), "e"), os.path.join(str(workdir), "h")
+    os.makedirs(e)
+    os.makedirs(h)
+    elf, _ = emulator.build(str(m7_dir), e, "cortex-m7", 1, 1)
+    exe = runner.build(str(host_dir), h, 1, 1)
+    for xi in images:
+        feed = [xi.reshape(graph.inputs[0].type.shape).astype(np.float32)]
+        on_m7 = emulator.run(elf, e, "cortex-m7", feed, types)[0][0]
+        np.testing.assert_array_equal(on_m7, runner.run(exe, h, feed, types)[0])

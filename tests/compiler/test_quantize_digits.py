@@ -139,19 +139,11 @@ def test_cortex_m7_build_is_int8(digits, tmp_path):
 def test_cortex_m7_logits_are_the_host_builds(digits, tmp_path):
     """The M7 build (small layers through the compact kernels) gives the very integers of the host build
     (specialized kernels) on test images, so the host's accuracy and SQNR are the M7's too."""
-    from edgecc.backends.c import emulator, runner
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from quantize_cases import assert_m7_matches_host
 
     q = Quantization(digits["calib"])
     m7 = driver.compile(digits["path"], target="cortex-m7", outdir=str(tmp_path / "m7"), emit="c", quantize=q)
     driver.compile(digits["path"], target="host", outdir=str(tmp_path / "host"), emit="c", quantize=q)
     assert "q_conv_compact(" in (tmp_path / "m7" / "model.c").read_text()
-    g = m7.graph
-    types = [(v.type.np_dtype, v.type.shape) for v in g.outputs]
-    (tmp_path / "e").mkdir()
-    (tmp_path / "h").mkdir()
-    elf, _ = emulator.build(str(tmp_path / "m7"), str(tmp_path / "e"), "cortex-m7", 1, 1)
-    exe = runner.build(str(tmp_path / "host"), str(tmp_path / "h"), 1, 1)
-    for xi in digits["x"][:40]:
-        feed = [xi.reshape(g.inputs[0].type.shape).astype(np.float32)]
-        on_m7 = emulator.run(elf, str(tmp_path / "e"), "cortex-m7", feed, types)[0][0]
-        np.testing.assert_array_equal(on_m7, runner.run(exe, str(tmp_path / "h"), feed, types)[0])
+    assert_m7_matches_host(tmp_path / "m7", tmp_path / "host", m7.graph, digits["x"][:40], tmp_path)

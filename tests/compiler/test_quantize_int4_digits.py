@@ -124,7 +124,8 @@ def test_int4_accuracy_against_onnxruntime_qint4(digits, tmp_path):
 @needs_arm
 def test_int4_m7_flash_and_integers(digits, tmp_path):
     """Cortex-M7 flash of the 4-bit build at most 0.7x the int8 one's; its logits are the host C's to the bit."""
-    from edgecc.backends.c import emulator, runner
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from quantize_cases import assert_m7_matches_host
 
     flash = {}
     for weights in ("int8", "int4"):
@@ -135,16 +136,7 @@ def test_int4_m7_flash_and_integers(digits, tmp_path):
     assert flash["int4"] <= 0.7 * flash["int8"]
     q = Quantization(digits["calib"], weights="int4")
     host = driver.compile(digits["path"], target="host", outdir=str(tmp_path / "host"), emit="c", quantize=q)
-    g = host.graph
-    types = [(v.type.np_dtype, v.type.shape) for v in g.outputs]
-    (tmp_path / "e").mkdir()
-    (tmp_path / "h").mkdir()
-    elf, _ = emulator.build(str(tmp_path / "int4"), str(tmp_path / "e"), "cortex-m7", 1, 1)
-    exe = runner.build(str(tmp_path / "host"), str(tmp_path / "h"), 1, 1)
-    for xi in digits["x"][:40]:
-        feed = [xi.reshape(g.inputs[0].type.shape).astype(np.float32)]
-        on_m7 = emulator.run(elf, str(tmp_path / "e"), "cortex-m7", feed, types)[0][0]
-        np.testing.assert_array_equal(on_m7, runner.run(exe, str(tmp_path / "h"), feed, types)[0])
+    assert_m7_matches_host(tmp_path / "int4", tmp_path / "host", host.graph, digits["x"][:40], tmp_path)
 
 
 @needs_arm
