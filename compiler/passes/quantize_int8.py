@@ -26,8 +26,8 @@ The interface (ctx.options["io"]):
     them), a float output gets a quantize.
 
 Weights (ctx.options["weights"]): "int8" everywhere, as above; "int4": every conv and fully_connected layer
-with constant weights gets 4-bit ones (steps, codes and a bias shift chosen on the layer's inputs over the
-calibration samples, compiler/quantization/weights4.py; int8 where the backend has no 4-bit kernel for it);
+with constant weights gets 4-bit ones (steps, codes and a bias shift chosen layer after layer on the inputs
+the 4-bit layers before give it, aiming at the float model's output, compiler/quantization/weights4.py; int8 where the backend has no 4-bit kernel for it);
 "auto": 4-bit or int8 per layer, to fit the flash budget with the least loss (compiler/quantization/mixed.py,
 which quantizes copies of the float graph with this same rewrite to measure each choice).
 
@@ -50,11 +50,13 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
+
 from edgecc.compiler.quantization.mixed import choose_precisions
 from edgecc.compiler.quantization.plan import MOVES, plan_quant
 from edgecc.compiler.quantization.scheme import (activation_quant, asymmetric_tensor, symmetric_tensor,
                                                  weights4_and_bias, weights_and_bias)
-from edgecc.compiler.quantization.trace import each_sample, real, trace
+from edgecc.compiler.quantization.trace import each_sample, lockstep, real, trace
 from edgecc.compiler.quantization.weights4 import InputMoments, choose, conv_patches, rows_patches
 from edgecc.compiler.rewrite import ANY, Pattern, apply_patterns
 from edgecc.ir.errors import EdgeccError
@@ -334,17 +336,40 @@ def _rewrite(graph, plan: dict, keep: set, ctx, io: str, weights4: dict):
 
 def _weights4(graph, opts, keep: set) -> dict:
     """{weight constant name: its 4-bit form} for every conv and fully_connected layer with constant weights
-    (but those --keep-float names), chosen on its inputs over the calibration samples (weights4.py)."""
-    layers = [op for op in graph.ops if op.kind in WEIGHTED and len(op.operands) > 1 and op.operands[1].is_const
-              and op.name not in keep and not any(r.name in keep for r in op.results)]
-    moments = {op: InputMoments() for op in layers}
-    for xs in each_sample(opts["calibration"], graph, opts.get("progress"), "weights"):
-        env = trace(graph, xs, {op.operands[0] for op in layers})
-        for op in layers:
-            x, w = real(op.operands[0], env[op.operands[0]]), op.operands[1].type.shape
-            moments[op].add(conv_patches(x, op.attrs, w) if op.kind == "conv" else rows_patches(x, w[-1]))
-    return {op.operands[1].name: choose(to_real(op.operands[1].type, op.operands[1].data), moments[op])
-            for op in layers}
+    (but those --keep-float names), chosen in graph order on the calibration samples (weights4.py). Each layer
+    is chosen on the inputs it reads once the layers before it have their 4-bit weights (the float graph and
+    that twin run side by side, every sample at once, op by op), and aims at the float model's output: it
+    corrects what the layers before it lost instead of adding to it."""
+    layers = {op for op in graph.ops if op.kind in WEIGHTED and len(op.operands) > 1 and op.operands[1].is_const
+              and op.name not in keep and not any(r.name in keep for r in op.results)}
+    chosen, twin = {}, {}  # twin: the 4-bit graph's operands where they differ from the float graph's
+    for op, ref, got in lockstep(graph, opts["calibration"], lambda op: twin.get(op), opts.get("progress")):
+        if op not in layers:
+            continue
+        x, w = op.operands[0], op.operands[1]
+        moments = InputMoments()
+        for r, q in zip(ref, got):
+            patches = (lambda a: conv_patches(a, op.attrs, w.type.shape)) if op.kind == "conv" \
+                else (lambda a: rows_patches(a, w.type.shape[-1]))
+            moments.add(patches(real(x, q[x])), None if q is r else patches(real(x, r[x])))
+        four = chosen[w.name] = choose(to_real(w.type, w.data), moments)
+        twin[op] = _with_weights4(op, four)
+    return chosen
+
+
+def _with_weights4(op, four) -> tuple:
+    """How the 4-bit twin of the float graph runs a layer whose weights are `four` (trace.lockstep's form): the
+    weights they stand for (steps times codes) and its bias with the shift; a layer without a bias runs as a
+    copy of itself that has one."""
+    w = op.operands[1]
+    weights = np.asarray(four.codes, np.float64) * np.asarray(four.scales, np.float64).reshape(
+        (-1,) + (1,) * (len(w.type.shape) - 1))
+    bias = op.operands[2] if len(op.operands) > 2 else None
+    real_bias = np.zeros(w.type.shape[0]) if bias is None else to_real(bias.type, bias.data)
+    if bias is None:
+        bias = Value(w.name + ".bias", TensorType((w.type.shape[0],), w.type.dtype))
+        op = Op(op.kind, [*op.operands[:2], bias], [Value(r.name, r.type) for r in op.results], op.attrs, op.name)
+    return op, {1: weights.astype(w.type.np_dtype), 2: (real_bias + four.bias_shift).astype(bias.type.np_dtype)}
 
 
 @register("quantize_int8")

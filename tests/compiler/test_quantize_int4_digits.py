@@ -109,8 +109,10 @@ def m7_many(srcdir, graph, x, work):
 @pytest.mark.skipif(not have_gcc(), reason="needs gcc")
 def test_int4_accuracy_against_onnxruntime_qint4(digits, tmp_path):
     """The bar: onnxruntime's QInt4 accuracy plus 3 points. On these 360 images that is above the float model's
-    own accuracy (onnxruntime 341 right, float 351: 344 + 8 = 352 needed), which no quantizer aiming at the float
-    model reaches but by chance: asserted up to the float accuracy, the figures printed."""
+    own accuracy (onnxruntime 341 right, float 351: 341 + 10.8 = 352 needed). The 4-bit build gets 352 today, one
+    image past float, which is chance, not something a quantizer aiming at the float model can promise:
+    asserted up to the float accuracy, the figures printed (bench/quantize_variants.py measures it over ten
+    trained models)."""
     art = driver.compile(digits["path"], target="host", outdir=str(tmp_path / "c"), emit="c",
                          quantize=Quantization(digits["calib"], weights="int4"))
     y = run_many(str(tmp_path / "c"), digits["x"], art.graph.outputs[0].type, str(tmp_path))

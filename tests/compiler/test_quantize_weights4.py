@@ -123,3 +123,33 @@ def test_a_bias_too_large_for_the_accumulator_coarsens_the_step():
     assert abs(int(bcodes[1])) <= 2 ** 26 + 1
     np.testing.assert_array_equal(codes[1], np.clip(np.rint(w[1] / wq.scale[1]), -8, 7))
     np.testing.assert_array_equal(codes[0], chosen.codes[0])
+
+
+def test_a_layer_aims_at_the_float_output_through_the_inputs_it_reads():
+    """Earlier layers already 4-bit hand this one inputs off the float model's (here scaled and shifted, plus
+    noise): chosen against the float model's output (InputMoments given both), its output error against that
+    is well below that of weights chosen as if the inputs were the float model's."""
+    ref = correlated_inputs(900, 16)
+    got = 0.85 * ref + 0.05 + 0.02 * rng.standard_normal(ref.shape)
+    w = rng.standard_normal((6, 16))
+    aimed, naive = w4.InputMoments(), w4.InputMoments()
+    for r, q in zip(np.array_split(ref, 3, axis=1), np.array_split(got, 3, axis=1)):
+        aimed.add(q, r)
+        naive.add(q)
+
+    def error(chosen):
+        real = chosen.codes * chosen.scales.astype(np.float64)[:, None]
+        return np.mean((ref[0] @ w.T - got[0] @ real.T - chosen.bias_shift) ** 2)
+
+    assert error(w4.choose(w, aimed)) < 0.5 * error(w4.choose(w, naive))
+
+
+def test_the_same_inputs_aim_at_the_weights_themselves():
+    """Given the float model's inputs as its own reference, the target is w itself: nothing to correct."""
+    patches = correlated_inputs(300, 10)
+    m = w4.InputMoments()
+    m.add(patches, patches.copy())
+    w = rng.standard_normal((1, 4, 10))
+    v, c = m.target(w)
+    np.testing.assert_allclose(v, w, atol=1e-9)
+    np.testing.assert_allclose(c, 0.0, atol=1e-9)
