@@ -4,8 +4,9 @@ flash measured: where the target file's [costs.code_bytes] come from, and how fa
 
 usage: python bench/code_bytes.py [--target cortex-m7] [--models DIR] [--shared DIR] [STEM ...]
 
-Each model (default: the digits CNN of tests/models/make_models.py quantized with int8 and with 4-bit weights,
-and the MLPerf Tiny int8 models) is compiled for the target, its C cross-compiled with the target's flags
+Each model (default: the digits CNN of tests/models/make_models.py and the small CNN of the quantization tests,
+tests/compiler/quantize_cases.py, each quantized with int8 and with 4-bit weights, and the MLPerf Tiny int8
+models) is compiled for the target, its C cross-compiled with the target's flags
 (-ffunction-sections -fdata-sections, as cbench does), and every layer's function (.text.layer_<name>*,
 plus the const struct of its shape, .rodata.shape.<n>, in the order the layers hold them) is attributed to
 the kernel template that rendered it; functions that are no layer's (the shared kernels of the preludes,
@@ -84,7 +85,7 @@ def attribute(graph, backend, outdir, sections):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("stems", nargs="*", default=["digits_int8", "digits_int4"] + MLPERF)
+    ap.add_argument("stems", nargs="*", default=["digits_int8", "digits_int4", "cnn_int8", "cnn_int4"] + MLPERF)
     ap.add_argument("--target", default="cortex-m7")
     ap.add_argument("--models", default=os.path.join(SHARED, "models", "mlperf_tiny"))
     ap.add_argument("--shared", default=SHARED)
@@ -110,6 +111,12 @@ def main(argv=None):
                 path = os.path.join(digits, "digits_cnn_fp32.onnx")
                 calib = dict(np.load(os.path.join(digits, "digits_calib.npz")))
                 quantize = Quantization(calib, weights=stem.split("_")[1])
+            elif stem.startswith("cnn_"):  # the small CNN of the quantization tests (tests/compiler)
+                sys.path.insert(0, os.path.join(ROOT, "tests", "compiler"))
+                from quantize_cases import calibration, float_cnn
+
+                path = float_cnn(os.path.join(work, "cnn.onnx"))
+                quantize = Quantization(calibration(16), weights=stem.split("_")[1])
             out = os.path.join(work, stem)
             graph, backend = compiled(path, a.target, out, quantize)
             sections = measure(out, a.target)

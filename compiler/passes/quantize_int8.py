@@ -334,14 +334,15 @@ def _rewrite(graph, plan: dict, keep: set, ctx, io: str, weights4: dict):
     return quantizer
 
 
-def _weights4(graph, opts, keep: set) -> dict:
+def _weights4(graph, opts, keep: set, only=None) -> dict:
     """{weight constant name: its 4-bit form} for every conv and fully_connected layer with constant weights
     (but those --keep-float names), chosen in graph order on the calibration samples (weights4.py). Each layer
     is chosen on the inputs it reads once the layers before it have their 4-bit weights (the float graph and
     that twin run side by side, every sample at once, op by op), and aims at the float model's output: it
-    corrects what the layers before it lost instead of adding to it."""
+    corrects what the layers before it lost instead of adding to it. `only`: those weight names alone."""
     layers = {op for op in graph.ops if op.kind in WEIGHTED and len(op.operands) > 1 and op.operands[1].is_const
-              and op.name not in keep and not any(r.name in keep for r in op.results)}
+              and op.name not in keep and not any(r.name in keep for r in op.results)
+              and (only is None or op.operands[1].name in only)}
     chosen, twin = {}, {}  # twin: the 4-bit graph's operands where they differ from the float graph's
     for op, ref, got in lockstep(graph, opts["calibration"], lambda op: twin.get(op), opts.get("progress")):
         if op not in layers:
@@ -397,7 +398,8 @@ def run(graph, ctx):
         layers = {op.operands[1].name: op.name or op.result.name for op in float_graph.ops
                   if op.kind in WEIGHTED and len(op.operands) > 1 and op.operands[1].name in weights4}
         choice = choose_precisions(float_graph, quantized, dict(sorted(layers.items())), ctx)
-        weights4 = {n: weights4[n] for n in choice["four"]}
+        # chosen again with only those layers 4-bit before each (the others' float weights are closer to their int8)
+        weights4 = _weights4(float_graph, opts, keep, only=set(choice["four"])) if choice["four"] else {}
     quantizer = _rewrite(graph, plan_quant(graph, cal["ranges"]), keep, ctx, io, weights4)
     live = set(graph.ops)
     graph.meta["quantize_int8"] = {
