@@ -115,7 +115,8 @@ def _quantization_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("post-training quantization")
     g.add_argument("--quantize", choices=("int8",), help="quantize a float model to int8 (needs --calibration)")
     g.add_argument("--calibration", metavar="DATA.npz",
-                   help="calibration samples: one array per model input, named after it, shape [N, *input_shape]")
+                   help="calibration samples: one array per model input, named after it, shape [N, *input_shape] "
+                        "(or [N, *input_shape[1:]] for an input of batch 1)")
     g.add_argument("--calibration-method", choices=METHODS,
                    help=f"how a tensor's range is chosen from the samples (default: {DEFAULT_METHOD})")
     g.add_argument("--io", choices=IO_KINDS, help="interface of the quantized model (default: float)")

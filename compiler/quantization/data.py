@@ -1,5 +1,7 @@
 """Calibration data: an .npz holding one array per model input, named after the input, with the N
-samples stacked on a new leading axis (shape [N, *input_shape]).
+samples stacked on a new leading axis (shape [N, *input_shape]). An input whose batch is 1 also takes
+the samples along its batch axis ([N, *input_shape[1:]]: N images as one batch of N), the form most
+datasets come in.
 
 Every way the file can be wrong is a one-line EdgeccError naming the file and the array: not an
 .npz, an array for no input, an input without an array, a shape or dtype that does not fit,
@@ -41,10 +43,13 @@ def _open(path: str) -> dict:
 
 
 def _check(path: str, name: str, a: np.ndarray, t) -> np.ndarray:
-    want = t.shape
-    if a.ndim != len(want) + 1 or tuple(a.shape[1:]) != tuple(want):
+    want = tuple(t.shape)
+    if want and want[0] == 1 and a.ndim == len(want) and tuple(a.shape[1:]) == want[1:]:
+        a = a[:, None]  # the samples along the batch axis
+    if a.ndim != len(want) + 1 or tuple(a.shape[1:]) != want:
+        also = f" or [N,{','.join(str(d) for d in want[1:])}]" if want and want[0] == 1 else ""
         raise EdgeccError(f"calibration array '{name}' has shape {_shape(a.shape)}, expected "
-                          f"[N,{','.join(str(d) for d in want)}] (N samples of input '{name}')", file=path)
+                          f"[N,{','.join(str(d) for d in want)}]{also} (N samples of input '{name}')", file=path)
     if t.dtype == "f32":
         if a.dtype.kind != "f":
             raise EdgeccError(f"calibration array '{name}' is {a.dtype}, input '{name}' is float32 "

@@ -31,9 +31,21 @@ def test_good_data_loads_and_float64_is_accepted(tmp_path):
     assert data["ids"].dtype == np.int64
 
 
+def test_samples_along_the_batch_axis_of_a_batch_1_input(tmp_path):
+    """[N, *shape[1:]] for an input of batch 1 (N images as one batch of N) is the same data as [N, *shape]."""
+    img = np.random.default_rng(1).random((6, 3, 4, 4)).astype(np.float32)
+    ids = np.arange(30).reshape(6, 5)
+    data = load_calibration(save(tmp_path, image=img, ids=ids), two_inputs())
+    assert data["image"].shape == (6, 1, 3, 4, 4) and data["ids"].shape == (6, 1, 5)
+    np.testing.assert_array_equal(data["image"][:, 0], img)
+    np.testing.assert_array_equal(data["ids"][:, 0], ids)
+
+
 @pytest.mark.parametrize("arrays, message", [
-    (dict(image=np.zeros((2, 3, 4, 4), np.float32), ids=np.zeros((2, 1, 5), np.int64)),
-     r"'image' has shape \[2,3,4,4\], expected \[N,1,3,4,4\]"),
+    (dict(image=np.zeros((2, 4, 4, 3), np.float32), ids=np.zeros((2, 1, 5), np.int64)),
+     r"'image' has shape \[2,4,4,3\], expected \[N,1,3,4,4\] or \[N,3,4,4\]"),
+    (dict(image=np.zeros((2, 1, 1, 3, 4, 4), np.float32), ids=np.zeros((2, 1, 5), np.int64)),
+     r"'image' has shape \[2,1,1,3,4,4\], expected \[N,1,3,4,4\] or \[N,3,4,4\]"),
     (dict(image=np.zeros((2, 1, 3, 4, 4), np.uint8), ids=np.zeros((2, 1, 5), np.int64)),
      "'image' is uint8, input 'image' is float32"),
     (dict(image=np.zeros((2, 1, 3, 4, 4), np.float32), ids=np.zeros((2, 1, 5), np.int32)),
