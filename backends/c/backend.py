@@ -150,7 +150,7 @@ class CBackend(Backend):
         outs = [dict(ptr=pointer(v, True), bytes=v.type.nbytes, ctype=CTYPES[v.type.dtype], **_interface_quant(v))
                 for v in graph.outputs]
         ctx = dict(api=api, API=api.upper(), inputs=ins, outputs=outs, consts=const_decls, layers=layers,
-                   preludes=[env.get_template(p).render() for p in preludes],
+                   preludes=[env.get_template(p).render(helium=bool(self.target.isa.get("helium"))) for p in preludes],
                    arena_bytes=max(plan.arena_bytes, 16), target=self.target.name, cflags=" ".join(self.target.cflags),
                    delegate=None, extra_sources=[])
         ctx.update(self.extra_context(graph, api))

@@ -161,7 +161,10 @@ def qbinary(op):
     lv = loop_vars(y.type.shape, [a, b])
     v = dict(lv, a_ctype=CTYPES[a.type.dtype], b_ctype=CTYPES[b.type.dtype], out_ctype=CTYPES[y.type.dtype],
              op=op.kind, qmin=c_float(lo), qmax=c_float(hi), a_scalar=lv["inner_scalar"][0],
-             b_scalar=lv["inner_scalar"][1])
+             b_scalar=lv["inner_scalar"][1], qlo=lo, qhi=hi,
+             # both operands of the result's shape, int8: one flat loop (Helium's 4-lane one on the M55)
+             same_shape=len(lv["dims"]) == 1 and lv["loads"] == [lv["store"]] * 2
+             and {a.type.dtype, b.type.dtype, y.type.dtype} == {"i8"})
     if op.kind == "add":
         ra, rb = F32(F32(sa) / F32(sc)), F32(F32(sb) / F32(sc))
         zpc = F32(F32(zc) - F32(F32(ra * F32(za)) + F32(rb * F32(zb))))

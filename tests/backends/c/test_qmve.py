@@ -3,8 +3,9 @@
 The integer kernel cases of test_quantized.py, plus shapes that take the MVE kernels' other branches, as the
 M55's C: on the host (the prelude's plain C stand-ins for the intrinsics) against onnxruntime, under the
 sanitizers, and on the emulated M55 bit for bit what the host build gave. QEMU must execute every MVE
-instruction the kernels compile to: a program calling each helper of the prelude runs there (an UNDEF or a
-fault fails it) and gives the host's results, and the MLPerf Tiny models' kernels use no MVE instruction
+instruction the kernels compile to: a program calling each helper of the prelude (and the compact average
+pool, whose M55 form has a Helium loop) runs there (an UNDEF or a fault fails it) and gives the host's
+results, and the MLPerf Tiny models' kernels use no MVE instruction
 that program does not. The MLPerf Tiny int8 models on the emulated M55 meet issue 16's bars against the
 same build with the scalar DSP kernels.
 """
@@ -157,10 +158,22 @@ int model_invoke(void) {{
   mve_scatter_s32_as_s8(bytes + 40, pix, mve_requant(v, mve_dup_f32(0.001f), 0, -128, 127));
   mve_scatter_s32_as_s8_first(bytes + 41, pix, mve_requant(w, mve_dup_f32(0.03f), 1, -128, 127), 2);
   for (int i = 0; i < 64; i++) out[n++] = bytes[i];
+  /* the quantized add, 4 lanes and a predicated tail of 3 */
+  int8_t sum[23];
+  mve_add_s8(sum, in, in + 23, 23, 0.731f, 1.27f, -3.5f, -128, 127);
+  for (int i = 0; i < 23; i++) out[n++] = sum[i];
+  /* the compact average pool (its Helium loop on the M55, the scalar one on the host): 3x3 windows, stride 2,
+     padding, over 6 channels (a vector and a predicated tail of 2) */
+  static const q_avg_pool_shape pool = {{.ih = 3, .iw = 3, .c = 6, .oh = 2, .ow = 2, .kh = 3, .kw = 3, .sh = 2,
+                                        .sw = 2, .pt = 1, .pl = 1, .include_pad = 0, .zx = -7, .sx = 0.037f,
+                                        .sy = 0.021f, .zy = 4.0f}};
+  int8_t pooled[24];
+  q_average_pool_compact(&pool, in + 5, pooled);
+  for (int i = 0; i < 24; i++) out[n++] = pooled[i];
   return 0;
 }}
 """
-OUT_WORDS = 3 + 64
+OUT_WORDS = 3 + 64 + 23 + 24
 HEADER = f"""#define MODEL_INPUT_0_BYTES 64
 #define MODEL_OUTPUT_0_BYTES {4 * OUT_WORDS}
 void *model_input(int index);
@@ -173,7 +186,7 @@ def exercise_program(tmp_path) -> str:
     from edgecc.backends.c.backend import _env
     src = tmp_path / "exercise"
     src.mkdir()
-    prelude = _env().get_template("q_mve.c.j2").render()
+    prelude = "\n".join(_env().get_template(p).render(helium=True) for p in ("q_mve.c.j2", "compact/average_pool.c.j2"))
     (src / "model.c").write_text(f"#define OUT_WORDS {OUT_WORDS}\n" + EXERCISE.format(prelude=prelude))
     (src / "model.h").write_text(HEADER)
     return str(src)
