@@ -525,6 +525,8 @@ def _pool_geometry(op, x):
 def _average_pool(op, x):
     a = op.attrs
     out_sp, dil, extra = _pool_geometry(op, x)
+    if op.result.type.quant is not None:
+        return _quantized_average_pool(op, x, out_sp, dil, extra)
     xp = _spatial_pad(x.astype(np.float64), a["pads"], extra)
     ones = np.ones(x.shape[2:])
     inside = _spatial_pad(ones, a["pads"], extra)  # 1 on real input elements
@@ -536,6 +538,29 @@ def _average_pool(op, x):
         total = total + _tap(xp, k, dil, a["strides"], out_sp)
         count = count + _tap(padded, k, dil, a["strides"], out_sp)
     return _like(x, total / count)
+
+
+def _quantized_average_pool(op, x, out_sp, dil, extra):
+    """An average pool with a quantized result as onnxruntime runs DequantizeLinear, AveragePool and
+    QuantizeLinear: the dequantized float32 values summed in float32 tap by tap (window order), divided by
+    the count in float32, then QuantizeLinear's float32 division by the scale. Ties where float32 puts them,
+    not where the real numbers do (a sum that is 5.5 exactly can be 5.4999995 in float32). Returns the real
+    value of the code that gives (to_stored gives the code back)."""
+    a = op.attrs
+    xp = _spatial_pad(x.astype(np.float32), a["pads"], extra)  # x: dequantized exactly; its float32 rounding
+    ones = np.ones(x.shape[2:], np.float32)
+    inside = _spatial_pad(ones, a["pads"], extra)
+    padded = _spatial_pad(_spatial_pad(ones, a["pads"], value=1), [0] * len(extra) + extra) \
+        if a["count_include_pad"] else inside
+    total = count = np.float32(0)
+    for k in np.ndindex(*a["kernel_shape"]):
+        total = total + _tap(xp, k, dil, a["strides"], out_sp)
+        count = count + _tap(padded, k, dil, a["strides"], out_sp)
+    t = op.result.type
+    scale, zero = t.quant.broadcast(t.rank)
+    lo, hi = int_range(t.dtype)
+    q = np.clip(np.rint((total / count).astype(np.float32) / scale.astype(np.float32)) + zero, lo, hi)
+    return (q - zero) * scale
 
 
 @kernel("max_pool")

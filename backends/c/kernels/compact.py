@@ -159,5 +159,5 @@ def average_pool(op, g: dict, x, y, quant: tuple, include_pad: bool):
                  sw=g["SW"], dh=1, dw=1, pt=g["PT"], pl=g["PL"])
     if not _fits(shape) or not wanted(op, y.type.size * g["KH"] * g["KW"]):
         return None
-    shape.update(include_pad=int(include_pad), zx=zx, sx=c_float(sx), sy=c_float(sy), zy=c_float(zy))
+    shape.update(include_pad=int(include_pad), zx=zx, sx=c_float(sx), sy=c_float(sy), zy=int(zy))
     return Kernel("q_compact_avg_pool.c.j2", dict(shape=shape), prelude=("compact/average_pool.c.j2",))

@@ -83,7 +83,7 @@ def qpool(op):
     if small is not None:
         return small
     sx, zx, sy, zy, lo, hi = quant
-    v.update(SX=c_float(sx), ZX=zx, SY=c_float(sy), ZYF=c_float(zy), qmin=lo, qmax=hi,
+    v.update(SX=c_float(sx), ZX=zx, SY=c_float(sy), ZY=int(zy), qmin=lo, qmax=hi,
              include_pad=bool(a["count_include_pad"]), KCOUNT=c_float(g["KH"] * g["KW"]))
     return Kernel("q_pool.c.j2", v, scratch=acc_bytes)
 

@@ -166,7 +166,7 @@ int model_invoke(void) {{
      padding, over 6 channels (a vector and a predicated tail of 2) */
   static const q_avg_pool_shape pool = {{.ih = 3, .iw = 3, .c = 6, .oh = 2, .ow = 2, .kh = 3, .kw = 3, .sh = 2,
                                         .sw = 2, .pt = 1, .pl = 1, .include_pad = 0, .zx = -7, .sx = 0.037f,
-                                        .sy = 0.021f, .zy = 4.0f}};
+                                        .sy = 0.021f, .zy = 4}};
   int8_t pooled[24];
   q_average_pool_compact(&pool, in + 5, pooled);
   for (int i = 0; i < 24; i++) out[n++] = pooled[i];
