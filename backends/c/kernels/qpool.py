@@ -2,8 +2,11 @@
 tensors, channels first or channels last (channels innermost: the loops over channels vectorize).
 
 Rounding follows onnxruntime's kernels for the QDQ patterns:
-  - average pool (QLinearAveragePool): float32 sum of the dequantized values over the window (in
-    window order), divided by the count, then rint(sum / count / y_scale + y_zero_point);
+  - average pool (DequantizeLinear, AveragePool, QuantizeLinear, as onnxruntime keeps them in real models):
+    float32 sum of the dequantized values over the window (in window order), divided by the count, then
+    QuantizeLinear's rint(average / y_scale) + y_zero_point (the zero point after rounding: adding it first
+    can turn a float32 5.4999995 into a tie; onnxruntime's own QLinearAveragePool, which it fuses into
+    one-op graphs, adds it first, so the two differ by 1 on such ties);
   - global average pool (QLinearGlobalAveragePool): exact int32 sum, then the accumulator
     requantization rint(float(sum - count * zp_x) * x_scale / (y_scale * count)) + zp_y;
   - max pool: the maximum of the stored values (dequantizing is monotone), requantized through a
