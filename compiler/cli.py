@@ -106,7 +106,8 @@ def _memory_options(p: argparse.ArgumentParser) -> None:
                    help="RAM the model may use, arena and stack (default: the target's); layers are computed in "
                         "strips until it fits, or the compile is refused with the least that works")
     g.add_argument("--flash", type=_size, metavar="SIZE",
-                   help="flash the model's constant data may use (default: the target's)")
+                   help="flash the model may use: its weights alone must fit, and --weights auto fits the "
+                        "whole build, weights and code (default: the target's)")
 
 
 def _quantization_options(p: argparse.ArgumentParser) -> None:
