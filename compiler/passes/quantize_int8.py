@@ -27,7 +27,8 @@ The interface (ctx.options["io"]):
 
 Weights (ctx.options["weights"]): "int8" everywhere, as above; "int4": every conv and fully_connected layer
 with constant weights gets 4-bit ones (steps, codes and a bias shift chosen layer after layer on the inputs
-the 4-bit layers before give it, aiming at the float model's output, compiler/quantization/weights4.py; int8 where the backend has no 4-bit kernel for it);
+the 4-bit layers before give it, aiming at the float model's output, compiler/quantization/weights4.py; int8
+where the backend has no 4-bit kernel for it);
 "auto": 4-bit or int8 per layer, to fit the flash budget with the least loss (compiler/quantization/mixed.py,
 which quantizes copies of the float graph with this same rewrite to measure each choice).
 
@@ -56,7 +57,7 @@ from edgecc.compiler.quantization.mixed import choose_precisions
 from edgecc.compiler.quantization.plan import MOVES, plan_quant
 from edgecc.compiler.quantization.scheme import (activation_quant, asymmetric_tensor, symmetric_tensor,
                                                  weights4_and_bias, weights_and_bias)
-from edgecc.compiler.quantization.trace import each_sample, lockstep, real, trace
+from edgecc.compiler.quantization.trace import lockstep, real
 from edgecc.compiler.quantization.weights4 import InputMoments, choose, conv_patches, rows_patches
 from edgecc.compiler.rewrite import ANY, Pattern, apply_patterns
 from edgecc.ir.errors import EdgeccError
@@ -348,11 +349,11 @@ def _weights4(graph, opts, keep: set, only=None) -> dict:
         if op not in layers:
             continue
         x, w = op.operands[0], op.operands[1]
+        patches = (lambda a: conv_patches(a, op.attrs, w.type.shape)) if op.kind == "conv" \
+            else (lambda a: rows_patches(a, w.type.shape[-1]))
         moments = InputMoments()
-        for r, q in zip(ref, got):
-            patches = (lambda a: conv_patches(a, op.attrs, w.type.shape)) if op.kind == "conv" \
-                else (lambda a: rows_patches(a, w.type.shape[-1]))
-            moments.add(patches(real(x, q[x])), None if q is r else patches(real(x, r[x])))
+        for r, q in zip(ref, got):  # the float graph's patches too where the twin's differ
+            moments.add(patches(real(x, q[x])), None if q[x] is r[x] else patches(real(x, r[x])))
         four = chosen[w.name] = choose(to_real(w.type, w.data), moments)
         twin[op] = _with_weights4(op, four)
     return chosen
