@@ -34,13 +34,12 @@ ROOT = os.path.dirname(HERE)
 SHARED = os.path.normpath(os.path.join(ROOT, "..", "shared"))
 MODEL = "digits_cnn_fp32"
 sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(ROOT, "tests", "models"))
+import make_models  # noqa: E402  (the digits CNN, and onnxruntime's quantize_static as we compare with it)
 from host import load_cbench  # noqa: E402  (bench/host.py: cbench.py imported by path)
 
 
 def build_models(folder: str) -> str:
-    sys.path.insert(0, os.path.join(ROOT, "tests", "models"))
-    import make_models
-
     make_models.build_all(folder, [MODEL], verbose=False)
     return folder
 
@@ -55,28 +54,6 @@ def ort_logits(model, x: np.ndarray, optimize: bool = True) -> np.ndarray:
     s = ort.InferenceSession(str(model), so, providers=["CPUExecutionProvider"])
     name = s.get_inputs()[0].name
     return np.concatenate([s.run(None, {name: xi})[0] for xi in x])
-
-
-def ort_quantize_static(model: str, calib: np.ndarray, input_name: str, out: str, weights: str = "int8") -> str:
-    """onnxruntime's quantize_static: QDQ, per channel, int8 activations, MinMax; QInt8 or QInt4 weights."""
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
-                                          quantize_static)
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.it = iter([{input_name: xi} for xi in calib])
-
-        def get_next(self):
-            return next(self.it, None)
-
-    pre = out + ".pre.onnx"
-    quant_pre_process(model, pre, skip_symbolic_shape=True)  # (symbolic shapes need sympy; these are static)
-    quantize_static(pre, out, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QInt8,
-                    weight_type=QuantType.QInt4 if weights == "int4" else QuantType.QInt8,
-                    calibrate_method=CalibrationMethod.MinMax)
-    return out
 
 
 def sqnr(ref: np.ndarray, got: np.ndarray) -> float:
@@ -138,8 +115,8 @@ def main(argv=None):
         ref = ort_logits(onnx_path, x)
         rows = [("float (onnxruntime)", float(np.mean(ref.argmax(1) == labels)), None, None)]
         for weights in ("int8", "int4"):
-            ort_q = ort_quantize_static(onnx_path, calib[input_name], input_name,
-                                        os.path.join(work, f"ort_{weights}.onnx"), weights)
+            ort_q = make_models.ort_quantize_static(onnx_path, os.path.join(work, f"ort_{weights}.onnx"),
+                                                    make_models.SamplesReader(calib), weights, preprocess=True)
             ort_default, ort_exact = ort_logits(ort_q, x), ort_logits(ort_q, x, optimize=False)
             kind = "QInt4 weights" if weights == "int4" else "int8"
             rows.append((f"ORT quantize_static {kind}, run by ORT", float(np.mean(ort_default.argmax(1) == labels)),

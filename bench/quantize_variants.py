@@ -27,7 +27,8 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests", "models"))
 from host import load_cbench  # noqa: E402
-from quantize import SHARED, ort_logits, ort_quantize_static, run_c_many, sqnr  # noqa: E402
+import make_models  # noqa: E402
+from quantize import SHARED, ort_logits, run_c_many, sqnr  # noqa: E402
 
 TEST_IMAGES, CALIBRATION_IMAGES = 597, 200
 
@@ -43,7 +44,6 @@ def split():
 
 
 def train(x, y, seed: int, epochs: int, path: str) -> str:
-    import make_models
     import onnx
 
     net = make_models._DigitsCNN(np.random.default_rng(1000 + seed))
@@ -90,8 +90,9 @@ def main(argv=None):
             for seed in range(a.seeds):
                 path = train(x_tr, y_tr, seed, epochs, os.path.join(work, f"digits_{epochs}_{seed}.onnx"))
                 ref = ort_logits(path, x)
-                ort4 = ort_logits(ort_quantize_static(path, calib, "input", path + ".int4.onnx", "int4"), x,
-                                  optimize=False)
+                ort4_path = make_models.ort_quantize_static(path, path + ".int4.onnx", make_models.SamplesReader(
+                    {"input": calib}), "int4", preprocess=True)
+                ort4 = ort_logits(ort4_path, x, optimize=False)
                 rows = [edgecc_logits(cbench, path, calib, x, "int8", work),
                         edgecc_logits(cbench, path, calib, x, "int4", work),
                         edgecc_logits(cbench, path, calib, x, "int4", work, alone=True)]

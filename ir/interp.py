@@ -184,14 +184,20 @@ def _like(x, y):
 def _quantize(op, x):
     src, dst = op.operands[0].type, op.result.type
     assert dst.quant is not None, f"quantize '{op.name}': result type has no quant"
-    scale, zero = dst.quant.broadcast(dst.rank)
     if src.quant is None and src.dtype == "f32" and dst.np_dtype.itemsize <= 2:
         # ONNX QuantizeLinear divides in float32; doing the same keeps ties where ONNX has them
         # (not for 32-bit results, whose integers float32 cannot hold).
-        q = np.rint(x.astype(np.float32) / scale.astype(np.float32)).astype(np.float64)
-    else:
-        q = np.rint(to_real(src, x) / scale)
-    return _saturate(q + zero, dst.np_dtype)
+        return _quantize_linear_f32(dst, x)
+    scale, zero = dst.quant.broadcast(dst.rank)
+    return _saturate(np.rint(to_real(src, x) / scale) + zero, dst.np_dtype)
+
+
+def _quantize_linear_f32(t: TensorType, x) -> np.ndarray:
+    """ONNX QuantizeLinear of float32 values into type t, stored: x / scale in float32, rounded half to even,
+    plus the zero point, saturated."""
+    scale, zero = t.quant.broadcast(t.rank)
+    q = np.rint(np.asarray(x, np.float32) / scale.astype(np.float32)).astype(np.float64)
+    return _saturate(q + zero, t.np_dtype)
 
 
 @kernel("dequantize")
@@ -523,44 +529,28 @@ def _pool_geometry(op, x):
 @kernel("average_pool")
 @channels_first
 def _average_pool(op, x):
+    """A float average in float64; with a quantized result, as onnxruntime runs DequantizeLinear, AveragePool and
+    QuantizeLinear: the dequantized values (exact in x) in float32, summed in float32 tap by tap (window order),
+    divided by the count in float32, then QuantizeLinear's float32 division by the scale. So ties fall where
+    float32 puts them, not where the real numbers do (a sum of 5.5 steps exactly can be 5.4999995 in float32);
+    returned as the real value of that code (to_stored gives the code back)."""
     a = op.attrs
     out_sp, dil, extra = _pool_geometry(op, x)
-    if op.result.type.quant is not None:
-        return _quantized_average_pool(op, x, out_sp, dil, extra)
-    xp = _spatial_pad(x.astype(np.float64), a["pads"], extra)
-    ones = np.ones(x.shape[2:])
+    quantized = op.result.type.quant is not None
+    dtype = np.float32 if quantized else np.float64
+    xp = _spatial_pad(x.astype(dtype), a["pads"], extra)
+    ones = np.ones(x.shape[2:], dtype)
     inside = _spatial_pad(ones, a["pads"], extra)  # 1 on real input elements
     # count_include_pad counts explicit padding, but never the slack ceil_mode adds past it
     padded = _spatial_pad(_spatial_pad(ones, a["pads"], value=1), [0] * len(extra) + extra) \
         if a["count_include_pad"] else inside
-    total, count = 0.0, 0.0
+    total = count = dtype(0)
     for k in np.ndindex(*a["kernel_shape"]):
         total = total + _tap(xp, k, dil, a["strides"], out_sp)
         count = count + _tap(padded, k, dil, a["strides"], out_sp)
+    if quantized:
+        return to_real(op.result.type, _quantize_linear_f32(op.result.type, total / count))
     return _like(x, total / count)
-
-
-def _quantized_average_pool(op, x, out_sp, dil, extra):
-    """An average pool with a quantized result as onnxruntime runs DequantizeLinear, AveragePool and
-    QuantizeLinear: the dequantized float32 values summed in float32 tap by tap (window order), divided by
-    the count in float32, then QuantizeLinear's float32 division by the scale. Ties where float32 puts them,
-    not where the real numbers do (a sum that is 5.5 exactly can be 5.4999995 in float32). Returns the real
-    value of the code that gives (to_stored gives the code back)."""
-    a = op.attrs
-    xp = _spatial_pad(x.astype(np.float32), a["pads"], extra)  # x: dequantized exactly; its float32 rounding
-    ones = np.ones(x.shape[2:], np.float32)
-    inside = _spatial_pad(ones, a["pads"], extra)
-    padded = _spatial_pad(_spatial_pad(ones, a["pads"], value=1), [0] * len(extra) + extra) \
-        if a["count_include_pad"] else inside
-    total = count = np.float32(0)
-    for k in np.ndindex(*a["kernel_shape"]):
-        total = total + _tap(xp, k, dil, a["strides"], out_sp)
-        count = count + _tap(padded, k, dil, a["strides"], out_sp)
-    t = op.result.type
-    scale, zero = t.quant.broadcast(t.rank)
-    lo, hi = int_range(t.dtype)
-    q = np.clip(np.rint((total / count).astype(np.float32) / scale.astype(np.float32)) + zero, lo, hi)
-    return (q - zero) * scale
 
 
 @kernel("max_pool")

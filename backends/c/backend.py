@@ -76,6 +76,11 @@ class CBackend(Backend):
     def pipeline(self) -> list:
         return list(self.target.passes) or ["fold_constants", "memory_plan"]
 
+    @property
+    def helium(self) -> bool:
+        """Whether the templates write Helium vectors (layers, and the preludes they share)."""
+        return bool(self.target.isa.get("helium"))
+
     def kernel(self, op):
         k = self._kernels.get(op)
         if k is None:
@@ -150,7 +155,7 @@ class CBackend(Backend):
         outs = [dict(ptr=pointer(v, True), bytes=v.type.nbytes, ctype=CTYPES[v.type.dtype], **_interface_quant(v))
                 for v in graph.outputs]
         ctx = dict(api=api, API=api.upper(), inputs=ins, outputs=outs, consts=const_decls, layers=layers,
-                   preludes=[env.get_template(p).render(helium=bool(self.target.isa.get("helium"))) for p in preludes],
+                   preludes=[env.get_template(p).render(helium=self.helium) for p in preludes],
                    arena_bytes=max(plan.arena_bytes, 16), target=self.target.name, cflags=" ".join(self.target.cflags),
                    delegate=None, extra_sources=[])
         ctx.update(self.extra_context(graph, api))
@@ -224,9 +229,8 @@ class CBackend(Backend):
             params.append("uint8_t *restrict scratch")
         # a Helium core: the float register tiles are written with its vectors (ops/register_tile.c.j2), whose
         # helpers are in the prelude the integer kernels share (q_mve.c.j2)
-        helium = bool(self.target.isa.get("helium"))
-        body = env.get_template("ops/" + k.template).render(**dict(k.vars, fn=fn, helium=helium))
-        for p in k.prelude + (HELIUM_PRELUDE if helium and "mve_" in body else ()):
+        body = env.get_template("ops/" + k.template).render(**dict(k.vars, fn=fn, helium=self.helium))
+        for p in k.prelude + (HELIUM_PRELUDE if self.helium and "mve_" in body else ()):
             if p not in preludes:
                 preludes.append(p)
         used = set(re.findall(r"\b[xy]\d+\b", body))

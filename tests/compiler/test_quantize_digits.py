@@ -39,27 +39,13 @@ def sqnr(ref, got) -> float:
 def digits(tmp_path_factory):
     sys.path.insert(0, os.path.join(ROOT, "tests", "models"))
     import make_models
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
-                                          quantize_static)
 
     folder = tmp_path_factory.mktemp("digits")
     make_models.build_all(str(folder), [MODEL], verbose=False)
     path = folder / f"{MODEL}.onnx"
     calib = dict(np.load(folder / "digits_calib.npz"))
     test = np.load(folder / "digits_test.npz")
-    (name, images), = calib.items()
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.it = iter([{name: xi} for xi in images])
-
-        def get_next(self):
-            return next(self.it, None)
-
-    ort_q = folder / "ort_qdq.onnx"
-    quantize_static(str(path), str(ort_q), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-                    calibrate_method=CalibrationMethod.MinMax)
+    ort_q = make_models.ort_quantize_static(path, folder / "ort_qdq.onnx", make_models.SamplesReader(calib))
     x, labels = test["x"], test["y"]
     ref = ort_logits(path, x)
     return dict(path=path, folder=folder, calib=calib, x=x, labels=labels, ref=ref,

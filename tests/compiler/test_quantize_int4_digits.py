@@ -28,24 +28,6 @@ def ort_logits(path, x):
     return np.concatenate([s.run(None, {s.get_inputs()[0].name: xi})[0] for xi in x])
 
 
-def ort_int4(source, images, name, out):
-    """onnxruntime's quantize_static, per channel, QInt4 weights, int8 activations, MinMax, same calibration."""
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
-                                          quantize_static)
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.it = iter([{name: xi} for xi in images])
-
-        def get_next(self):
-            return next(self.it, None)
-
-    quantize_static(str(source), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt4,
-                    calibrate_method=CalibrationMethod.MinMax)
-    return out
-
-
 @pytest.fixture(scope="module")
 def digits(tmp_path_factory):
     import onnx
@@ -57,15 +39,16 @@ def digits(tmp_path_factory):
     make_models.build_all(str(folder), [MODEL], verbose=False)
     path = folder / f"{MODEL}.onnx"
     calib = dict(np.load(folder / "digits_calib.npz"))
-    (name, images), = calib.items()
     test = np.load(folder / "digits_test.npz")
     # the same model at opset 13 (its ops mean the same there): quantize_static writes its 4-bit Q/DQ in
     # onnxruntime's com.microsoft domain then
     m13 = onnx.load(str(path))
     m13.opset_import[0].version = 13
     onnx.save(m13, str(folder / "digits13.onnx"))
-    ort4 = {"opset21": ort_int4(path, images, name, folder / "ort_int4.onnx"),
-            "com.microsoft": ort_int4(folder / "digits13.onnx", images, name, folder / "ort_int4_ms.onnx")}
+    ort4 = {"opset21": make_models.ort_quantize_static(path, folder / "ort_int4.onnx", make_models.SamplesReader(calib),
+                                                       "int4"),
+            "com.microsoft": make_models.ort_quantize_static(folder / "digits13.onnx", folder / "ort_int4_ms.onnx",
+                                                             make_models.SamplesReader(calib), "int4")}
     return dict(path=path, folder=folder, calib=calib, x=test["x"], labels=test["y"], ref=ort_logits(path, test["x"]),
                 ort4=ort4)
 

@@ -475,8 +475,35 @@ class RandomCalibrationReader(CalibrationDataReader):
         return next(self._items, None)
 
 
+class SamplesReader(CalibrationDataReader):
+    """Given samples, one feed each: {input name: [N, *input shape]} gives N feeds."""
+
+    def __init__(self, samples: dict):
+        n = len(next(iter(samples.values())))
+        self._items = iter([{k: v[i] for k, v in samples.items()} for i in range(n)])
+
+    def get_next(self):
+        return next(self._items, None)
+
+
+def ort_quantize_static(source, out, reader: CalibrationDataReader, weights: str = "int8",
+                        preprocess: bool = False):
+    """onnxruntime's quantize_static as edgecc is compared with it: QDQ, per-channel weights (QInt8, or QInt4
+    with weights="int4"), int8 activations, MinMax, on the reader's samples; quant_pre_process first when
+    `preprocess` (its symbolic shape inference skipped: it needs sympy, and our shapes are static). Returns out."""
+    if preprocess:
+        pre = str(out) + ".pre.onnx"
+        quant_pre_process(str(source), pre, skip_symbolic_shape=True)
+        source = pre
+    quantize_static(str(source), str(out), reader, quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QInt8,
+                    weight_type=QuantType.QInt4 if weights == "int4" else QuantType.QInt8,
+                    calibrate_method=CalibrationMethod.MinMax)
+    return out
+
+
 def quantize_qdq(float_model: onnx.ModelProto, preprocess: bool = True) -> onnx.ModelProto:
-    """quant_pre_process + quantize_static QDQ, per-channel int8, MinMax.
+    """ort_quantize_static (per-channel int8) on N_CALIB seeded random samples, pre-processed.
 
     Pre-processing skips the symbolic shape inference (our models' shapes are static): with it, the
     step needs sympy and silently did nothing where sympy was missing, leaving BatchNormalization
@@ -487,16 +514,9 @@ def quantize_qdq(float_model: onnx.ModelProto, preprocess: bool = True) -> onnx.
     quant_logger.setLevel(logging.ERROR)   # silence "consider pre-processing" style warnings
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            src, pre, out = (os.path.join(tmp, n) for n in ("float.onnx", "pre.onnx", "qdq.onnx"))
+            src, out = os.path.join(tmp, "float.onnx"), os.path.join(tmp, "qdq.onnx")
             onnx.save(float_model, src)
-            if preprocess:
-                quant_pre_process(src, pre, skip_symbolic_shape=True)
-            else:
-                pre = src
-            quantize_static(pre, out, RandomCalibrationReader(float_model),
-                            quant_format=QuantFormat.QDQ, per_channel=True,
-                            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-                            calibrate_method=CalibrationMethod.MinMax)
+            ort_quantize_static(src, out, RandomCalibrationReader(float_model), preprocess=preprocess)
             model = onnx.load(out)
     finally:
         quant_logger.setLevel(old_level)
