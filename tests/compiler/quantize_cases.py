@@ -1,4 +1,5 @@
-"""A small float ONNX CNN and calibration data for the quantization tests."""
+"""A small float ONNX CNN and calibration data for the quantization tests; the digits CNN of
+tests/models/make_models.py with its data, onnxruntime on it, and its test images through the generated C."""
 from __future__ import annotations
 
 import numpy as np
@@ -59,3 +60,46 @@ def assert_m7_matches_host(m7_dir, host_dir, graph, images, workdir) -> None:
         feed = [xi.reshape(graph.inputs[0].type.shape).astype(np.float32)]
         on_m7 = emulator.run(elf, e, "cortex-m7", feed, types)[0][0]
         np.testing.assert_array_equal(on_m7, runner.run(exe, h, feed, types)[0])
+
+
+DIGITS = "digits_cnn_fp32"
+
+
+def digits_model(folder) -> dict:
+    """The digits CNN built in `folder`: {"path", "calib" ({input name: [200, ...]}), "x", "labels"}."""
+    import os
+    import sys
+
+    from conftest import ROOT
+
+    sys.path.insert(0, os.path.join(ROOT, "tests", "models"))
+    import make_models
+
+    make_models.build_all(str(folder), [DIGITS], verbose=False)
+    test = np.load(os.path.join(str(folder), "digits_test.npz"))
+    return dict(path=os.path.join(str(folder), f"{DIGITS}.onnx"),
+                calib=dict(np.load(os.path.join(str(folder), "digits_calib.npz"))), x=test["x"], labels=test["y"])
+
+
+def ort_logits(path, x, optimize=True) -> np.ndarray:
+    """onnxruntime on every sample of x (with its graph optimizations, or node by node)."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    if not optimize:
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    s = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    return np.concatenate([s.run(None, {s.get_inputs()[0].name: xi})[0] for xi in x])
+
+
+def run_many(srcdir, x, out_type, work) -> np.ndarray:
+    """Every sample of x through the C on the host (the acceptance harness's cbench host --many): [N, -1]."""
+    import os
+
+    from conftest import load_cbench
+
+    gold, save = os.path.join(work, "many.npz"), os.path.join(work, "out.npy")
+    np.savez(gold, input_0=x, output_shape=np.asarray(out_type.shape), output_dtype=np.asarray(str(out_type.np_dtype)))
+    res = load_cbench().run("host", srcdir, gold, "model", 1, [], None, 1, save)
+    assert res.get("ok"), res
+    return np.load(save).reshape(len(x), -1)

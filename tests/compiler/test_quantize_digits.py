@@ -16,18 +16,10 @@ from conftest import ROOT, have_gcc, load_cbench
 from edgecc.compiler import driver
 from edgecc.compiler.quantization import Quantization
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from quantize_cases import digits_model, ort_logits, run_many  # noqa: E402
+
 pytestmark = pytest.mark.slow
-MODEL = "digits_cnn_fp32"
-
-
-def ort_logits(path, x, optimize=True):
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    if not optimize:
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    s = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-    return np.concatenate([s.run(None, {s.get_inputs()[0].name: xi})[0] for xi in x])
 
 
 def sqnr(ref, got) -> float:
@@ -41,31 +33,18 @@ def digits(tmp_path_factory):
     import make_models
 
     folder = tmp_path_factory.mktemp("digits")
-    make_models.build_all(str(folder), [MODEL], verbose=False)
-    path = folder / f"{MODEL}.onnx"
-    calib = dict(np.load(folder / "digits_calib.npz"))
-    test = np.load(folder / "digits_test.npz")
-    ort_q = make_models.ort_quantize_static(path, folder / "ort_qdq.onnx", make_models.SamplesReader(calib))
-    x, labels = test["x"], test["y"]
-    ref = ort_logits(path, x)
-    return dict(path=path, folder=folder, calib=calib, x=x, labels=labels, ref=ref,
-                ort_exact=ort_logits(ort_q, x, optimize=False), ort_run=ort_logits(ort_q, x))
-
-
-def run_c(cbench, srcdir, x, out_type, work):
-    gold, save = os.path.join(work, "many.npz"), os.path.join(work, "out.npy")
-    np.savez(gold, input_0=x, output_shape=np.asarray(out_type.shape), output_dtype=np.asarray(str(out_type.np_dtype)))
-    res = cbench.run("host", srcdir, gold, "model", 1, [], None, 1, save)
-    assert res.get("ok"), res
-    return np.load(save).reshape(len(x), -1)
+    d = digits_model(folder)
+    ort_q = make_models.ort_quantize_static(d["path"], folder / "ort_qdq.onnx", make_models.SamplesReader(d["calib"]))
+    x = d["x"]
+    return dict(d, folder=folder, ref=ort_logits(d["path"], x), ort_exact=ort_logits(ort_q, x, optimize=False),
+                ort_run=ort_logits(ort_q, x))
 
 
 @pytest.mark.skipif(not have_gcc(), reason="needs gcc")
 def test_accuracy_and_sqnr_through_the_generated_c(digits, tmp_path):
-    cbench = load_cbench()
     art = driver.compile(digits["path"], target="host", outdir=str(tmp_path / "c"), emit="c",
                          quantize=Quantization(digits["calib"]))
-    y = run_c(cbench, str(tmp_path / "c"), digits["x"], art.graph.outputs[0].type, str(tmp_path))
+    y = run_many(str(tmp_path / "c"), digits["x"], art.graph.outputs[0].type, str(tmp_path))
     labels, ref = digits["labels"], digits["ref"]
     acc_float = np.mean(ref.argmax(1) == labels)
     acc = np.mean(y.argmax(1) == labels)
@@ -75,14 +54,13 @@ def test_accuracy_and_sqnr_through_the_generated_c(digits, tmp_path):
     assert acc >= acc_float - 0.01
     assert max(ort_exact, ort_run) - 0.5 <= ours < 60.0
     # the report's interpreter figure is the C's, on the same (calibration) images
-    yc = run_c(cbench, str(tmp_path / "c"), digits["calib"]["input"], art.graph.outputs[0].type, str(tmp_path))
+    yc = run_many(str(tmp_path / "c"), digits["calib"]["input"], art.graph.outputs[0].type, str(tmp_path))
     ref_c = ort_logits(digits["path"], digits["calib"]["input"])
     assert art.quantization["end_to_end"][0]["sqnr_db"] == pytest.approx(sqnr(ref_c, yc), abs=0.2)
 
 
 @pytest.mark.skipif(not have_gcc(), reason="needs gcc")
 def test_int8_interface_through_the_generated_c(digits, tmp_path):
-    cbench = load_cbench()
     art = driver.compile(digits["path"], target="host", outdir=str(tmp_path / "c"), emit="c",
                          quantize=Quantization(digits["calib"], io="int8"))
     inp, out = art.graph.inputs[0].type, art.graph.outputs[0].type
@@ -91,7 +69,7 @@ def test_int8_interface_through_the_generated_c(digits, tmp_path):
     zero = int(re.search(r"MODEL_INPUT_0_ZERO_POINT \((-?\d+)\)", header).group(1))
     assert (scale, zero) == pytest.approx((inp.quant.scale[0], inp.quant.zero_point[0]), rel=1e-6)
     xq = np.clip(np.rint(digits["x"] / np.float32(scale)) + zero, -128, 127).astype(np.int8)
-    codes = run_c(cbench, str(tmp_path / "c"), xq, out, str(tmp_path))
+    codes = run_many(str(tmp_path / "c"), xq, out, str(tmp_path))
     logits = (codes.astype(np.float64) - out.quant.zero_point[0]) * out.quant.scale[0]
     assert np.mean(logits.argmax(1) == digits["labels"]) >= np.mean(digits["ref"].argmax(1) == digits["labels"]) - 0.01
     assert sqnr(digits["ref"], logits) > 30.0

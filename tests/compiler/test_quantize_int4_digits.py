@@ -15,17 +15,12 @@ from conftest import ROOT, have_gcc, load_cbench
 from edgecc.compiler import driver
 from edgecc.compiler.quantization import Quantization
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from quantize_cases import digits_model, ort_logits, run_many  # noqa: E402
+
 pytestmark = pytest.mark.slow
-MODEL = "digits_cnn_fp32"
 needs_arm = pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None,
                                reason="needs the Arm toolchain and QEMU")
-
-
-def ort_logits(path, x):
-    import onnxruntime as ort
-
-    s = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return np.concatenate([s.run(None, {s.get_inputs()[0].name: xi})[0] for xi in x])
 
 
 @pytest.fixture(scope="module")
@@ -36,10 +31,8 @@ def digits(tmp_path_factory):
     import make_models
 
     folder = tmp_path_factory.mktemp("digits4")
-    make_models.build_all(str(folder), [MODEL], verbose=False)
-    path = folder / f"{MODEL}.onnx"
-    calib = dict(np.load(folder / "digits_calib.npz"))
-    test = np.load(folder / "digits_test.npz")
+    d = digits_model(folder)
+    path, calib = d["path"], d["calib"]
     # the same model at opset 13 (its ops mean the same there): quantize_static writes its 4-bit Q/DQ in
     # onnxruntime's com.microsoft domain then
     m13 = onnx.load(str(path))
@@ -49,18 +42,7 @@ def digits(tmp_path_factory):
                                                        "int4"),
             "com.microsoft": make_models.ort_quantize_static(folder / "digits13.onnx", folder / "ort_int4_ms.onnx",
                                                              make_models.SamplesReader(calib), "int4")}
-    return dict(path=path, folder=folder, calib=calib, x=test["x"], labels=test["y"], ref=ort_logits(path, test["x"]),
-                ort4=ort4)
-
-
-def run_many(srcdir, x, out_type, work):
-    """Every image through the C on the host (cbench host --many)."""
-    cbench = load_cbench()
-    gold, save = os.path.join(work, "many.npz"), os.path.join(work, "out.npy")
-    np.savez(gold, input_0=x, output_shape=np.asarray(out_type.shape), output_dtype=np.asarray(str(out_type.np_dtype)))
-    res = cbench.run("host", srcdir, gold, "model", 1, [], None, 1, save)
-    assert res.get("ok"), res
-    return np.load(save).reshape(len(x), -1)
+    return dict(d, folder=folder, ref=ort_logits(path, d["x"]), ort4=ort4)
 
 
 def accuracy(logits, labels) -> float:
